@@ -1,0 +1,30 @@
+/* The subcommands of the one kiln binary. Each lives in its own cli/cmd_<name>.c and is listed
+ * once in the table in main.c. A command returns the process exit status: 0 success, 1 failure
+ * at run time, 2 usage error (conventional for command-line tools). */
+#ifndef KILN_CLI_CLI_H
+#define KILN_CLI_CLI_H
+
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1
+#define CLI_EXIT_USAGE 2
+
+/* One subcommand: name, one-line summary for `kiln help`, and its entry point (argv[0] is the
+ * subcommand name). */
+struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* The table of subcommands, terminated by a row with name NULL. Defined in main.c. */
+extern const struct cli_command cli_commands[];
+
+/* Whether argv holds -h or --help (before any `--`). */
+int cli_wants_help(int argc, char **argv);
+
+int cmd_version(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+
+#endif

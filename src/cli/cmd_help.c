@@ -1,0 +1,42 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void help_usage(FILE *f)
+{
+    fprintf(f, "usage: kiln <command> [options]\n\n"
+               "kiln runs untrusted code in fresh sandboxes behind the Code Interpreter API.\n\n"
+               "commands:\n");
+    for (const struct cli_command *c = cli_commands; c->name != NULL; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\nRun `kiln <command> --help` for the options of a command.\n");
+}
+
+int cmd_help(int argc, char **argv)
+{
+    if (argc > 1 && !cli_wants_help(argc, argv)) {
+        for (const struct cli_command *c = cli_commands; c->name != NULL; c++) {
+            if (strcmp(c->name, argv[1]) == 0) {
+                char *sub[] = {argv[1], "--help", NULL};
+                return c->run(2, sub);
+            }
+        }
+        fprintf(stderr, "kiln help: unknown command '%s'\n", argv[1]);
+        help_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    help_usage(stdout);
+    return CLI_EXIT_OK;
+}
