@@ -140,9 +140,8 @@ static enum kiln_err local_walk_list(void *arg, const char *rel, int fd, const s
         return KILN_OK;
     }
     w->cands = xreallocarray(w->cands, w->ncands + 1, sizeof *w->cands);
-    w->cands[w->ncands++] =
-        (struct local_cand){.rel = xstrdup(rel), .size = (long long)st->st_size,
-                            .input_index = idx};
+    w->cands[w->ncands++] = (struct local_cand){
+        .rel = xstrdup(rel), .size = (long long)st->st_size, .input_index = idx};
     return KILN_OK;
 }
 
@@ -254,8 +253,7 @@ static enum kiln_err local_mount(struct local_exec *le, struct sbx_workspace *ws
                 rc = le->blob->ops->read_at(le->blob, in->blob_key, (long long)off, buf + off,
                                             (size_t)in->size - off, &got, eb);
                 if (rc == KILN_OK && got == 0)
-                    rc = errbuf_set(eb, KILN_ERR_IO, "input %s is shorter than recorded",
-                                    in->name);
+                    rc = errbuf_set(eb, KILN_ERR_IO, "input %s is shorter than recorded", in->name);
                 off += got;
             }
             if (rc == KILN_OK)
@@ -268,8 +266,8 @@ static enum kiln_err local_mount(struct local_exec *le, struct sbx_workspace *ws
     return KILN_OK;
 }
 
-static enum kiln_err local_run(struct exec *ex, const struct exec_job *job,
-                               struct exec_result *res, struct errbuf *eb)
+static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, struct exec_result *res,
+                               struct errbuf *eb)
 {
     struct local_exec *le = (struct local_exec *)ex;
     const struct lang *l = lang_find(job->lang);
@@ -288,8 +286,8 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job,
     rc = local_mount(le, ws, job, eb);
     if (rc)
         goto out;
-    rc = lang_job_new(l, job->code, job->code_len, job->args, job->nargs, &job->limits, ws, &lj,
-                      eb);
+    rc =
+        lang_job_new(l, job->code, job->code_len, job->args, job->nargs, &job->limits, ws, &lj, eb);
     if (rc)
         goto out;
     lj->job.cancel_fd = job->cancel_fd;
@@ -307,8 +305,7 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job,
     w.nselected = w.ncands < job->nkeys ? w.ncands : job->nkeys;
     res->skipped += w.ncands - w.nselected;
     if (w.nselected > 0)
-        rc = sbx_workspace_walk(ws, LOCAL_WALK_DEPTH, LOCAL_WALK_ENTRIES, local_walk_store, &w,
-                                eb);
+        rc = sbx_workspace_walk(ws, LOCAL_WALK_DEPTH, LOCAL_WALK_ENTRIES, local_walk_store, &w, eb);
     if (rc) {
         for (size_t i = 0; i < res->noutputs; i++)
             le->blob->ops->remove(le->blob, job->out_keys[res->outputs[i].key_index], NULL);
