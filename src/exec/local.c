@@ -5,9 +5,10 @@
  * one link — so no symlink, hardlink, FIFO or device the program planted is ever read:
  *   1. list candidates (new files, and inputs whose size or sha256 changed), sort by path, keep
  *      the first nkeys (MAX_OUTPUT_FILES) — deterministic whatever readdir's order;
- *   2. stream each kept file into the blob store, hashing as it goes, with the size cap
- *      enforced on the bytes actually read (a file could differ from its fstat). */
+ *   2. keep an fd on each kept file; after the walk, stream each into the blob store, hashing
+ *      as it goes, with the size cap enforced on the bytes actually read. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,7 +42,7 @@ struct local_cand {
     char *rel;
     long long size;
     long input_index;
-    bool stored;
+    int fd; /* picked by the second walk, or -1 */
 };
 
 struct local_walk {
@@ -141,7 +142,7 @@ static enum kiln_err local_walk_list(void *arg, const char *rel, int fd, const s
     }
     w->cands = xreallocarray(w->cands, w->ncands + 1, sizeof *w->cands);
     w->cands[w->ncands++] = (struct local_cand){
-        .rel = xstrdup(rel), .size = (long long)st->st_size, .input_index = idx};
+        .rel = xstrdup(rel), .size = (long long)st->st_size, .input_index = idx, .fd = -1};
     return KILN_OK;
 }
 
@@ -196,36 +197,49 @@ fail:
     return rc;
 }
 
-static enum kiln_err local_walk_store(void *arg, const char *rel, int fd, const struct stat *st)
+/* Second walk: keep an fd on each selected file. The walk runs with the sandbox's fsuid (so
+ * that no sandbox-planted permission trick opens anything as root), under which the blob
+ * directory is not writable; the fds stay readable after the walk, so the bytes are streamed
+ * into the blob store afterwards, as ourselves. */
+static enum kiln_err local_walk_pick(void *arg, const char *rel, int fd, const struct stat *st)
 {
     struct local_walk *w = arg;
     struct local_cand key = {.rel = (char *)rel};
     struct local_cand *c;
-    struct exec_output *o;
-    struct errbuf eb;
-    size_t k;
-    enum kiln_err rc;
 
     (void)st;
     c = bsearch(&key, w->cands, w->nselected, sizeof *w->cands, local_cand_cmp);
-    if (c == NULL || c->stored)
+    if (c == NULL || c->fd >= 0)
         return KILN_OK;
-    c->stored = true;
-    k = (size_t)(c - w->cands);
-    w->res->outputs = xreallocarray(w->res->outputs, w->res->noutputs + 1, sizeof *o);
-    o = &w->res->outputs[w->res->noutputs];
-    memset(o, 0, sizeof *o);
-    rc = local_store(w, fd, k, &o->size, o->sha256, &eb);
-    if (rc == KILN_ERR_TOO_LARGE) {
-        w->res->skipped++;
-        return KILN_OK;
+    c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return KILN_OK;
+}
+
+/* Stream every picked file into the blob store. */
+static enum kiln_err local_store_picked(struct local_walk *w, struct errbuf *eb)
+{
+    for (size_t k = 0; k < w->nselected; k++) {
+        struct local_cand *c = &w->cands[k];
+        struct exec_output *o;
+        enum kiln_err rc;
+
+        if (c->fd < 0)
+            continue; /* vanished or replaced by a non-regular file between the walks */
+        w->res->outputs = xreallocarray(w->res->outputs, w->res->noutputs + 1, sizeof *o);
+        o = &w->res->outputs[w->res->noutputs];
+        memset(o, 0, sizeof *o);
+        rc = local_store(w, c->fd, k, &o->size, o->sha256, eb);
+        if (rc == KILN_ERR_TOO_LARGE) {
+            w->res->skipped++;
+            continue;
+        }
+        if (rc)
+            return rc;
+        o->key_index = k;
+        o->name = xstrdup(c->rel);
+        o->input_index = c->input_index;
+        w->res->noutputs++;
     }
-    if (rc)
-        return rc;
-    o->key_index = k;
-    o->name = xstrdup(rel);
-    o->input_index = c->input_index;
-    w->res->noutputs++;
     return KILN_OK;
 }
 
@@ -305,7 +319,9 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     w.nselected = w.ncands < job->nkeys ? w.ncands : job->nkeys;
     res->skipped += w.ncands - w.nselected;
     if (w.nselected > 0)
-        rc = sbx_workspace_walk(ws, LOCAL_WALK_DEPTH, LOCAL_WALK_ENTRIES, local_walk_store, &w, eb);
+        rc = sbx_workspace_walk(ws, LOCAL_WALK_DEPTH, LOCAL_WALK_ENTRIES, local_walk_pick, &w, eb);
+    if (rc == KILN_OK)
+        rc = local_store_picked(&w, eb);
     if (rc) {
         for (size_t i = 0; i < res->noutputs; i++)
             le->blob->ops->remove(le->blob, job->out_keys[res->outputs[i].key_index], NULL);
@@ -314,8 +330,11 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     /* sorted by name for the response, like the candidates */
     qsort(res->outputs, res->noutputs, sizeof *res->outputs, local_cand_cmp_output);
 out:
-    for (size_t i = 0; i < w.ncands; i++)
+    for (size_t i = 0; i < w.ncands; i++) {
+        if (w.cands[i].fd >= 0)
+            close(w.cands[i].fd);
         free(w.cands[i].rel);
+    }
     free(w.cands);
     free(w.buf);
     sha256_free(w.h);
