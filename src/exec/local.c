@@ -315,7 +315,8 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     rc = sbx_workspace_walk(ws, LOCAL_WALK_DEPTH, LOCAL_WALK_ENTRIES, local_walk_list, &w, eb);
     if (rc)
         goto out;
-    qsort(w.cands, w.ncands, sizeof *w.cands, local_cand_cmp);
+    if (w.ncands > 1)
+        qsort(w.cands, w.ncands, sizeof *w.cands, local_cand_cmp);
     w.nselected = w.ncands < job->nkeys ? w.ncands : job->nkeys;
     res->skipped += w.ncands - w.nselected;
     if (w.nselected > 0)
@@ -328,7 +329,8 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         goto out;
     }
     /* sorted by name for the response, like the candidates */
-    qsort(res->outputs, res->noutputs, sizeof *res->outputs, local_cand_cmp_output);
+    if (res->noutputs > 1)
+        qsort(res->outputs, res->noutputs, sizeof *res->outputs, local_cand_cmp_output);
 out:
     for (size_t i = 0; i < w.ncands; i++) {
         if (w.cands[i].fd >= 0)
