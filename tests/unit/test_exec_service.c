@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -457,7 +458,10 @@ static void test_exec_real_sandbox_round_trip(void **state)
                        "open('.hidden', 'w').write('no')\n"
                        "os.makedirs('__pycache__', exist_ok=True)\n"
                        "open('__pycache__/x.pyc', 'w').write('no')\n"
-                       "os.symlink('/etc/passwd', 'link.txt')\n";
+                       "os.symlink('/etc/passwd', 'link.txt')\n"
+                       "os.mkfifo('pipe')\n"
+                       "open('h1.txt', 'w').write('h')\n"
+                       "os.link('h1.txt', 'h2.txt')\n";
     const char *args[] = {"hello"};
 
     if (fx->svc.sbx == NULL)
@@ -478,7 +482,7 @@ static void test_exec_real_sandbox_round_trip(void **state)
     assert_string_equal(resp.stdout_text, "1,2 hello\n");
     assert_string_equal(resp.session_id, s.id);
     /* charts/out.txt (new), data.csv (modified), keep.txt (inherited); never code.py, .hidden,
-     * __pycache__ or the symlink */
+     * __pycache__, the symlink, the FIFO or the hard-linked pair */
     assert_int_equal(resp.nfiles, 3);
     assert_string_equal(resp.files[0].name, "charts/out.txt");
     assert_false(resp.files[0].modified);
@@ -509,6 +513,82 @@ static void test_exec_real_sandbox_round_trip(void **state)
     store_session_clear(&s);
 }
 
+static void test_services_open_refuses_backends_not_built(void **state)
+{
+    char dir[] = "/tmp/kiln-svc-XXXXXX";
+    const char *env[] = {"STORE", "redis", "DATA_DIR", dir, NULL};
+    struct kiln_config *cfg = NULL;
+    struct kiln_services *svc = NULL;
+    struct errbuf eb = {{0}};
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(config_load(&cfg, NULL, fake_env, env, &eb), KILN_OK);
+    assert_int_equal(services_open(cfg, &svc, &eb), KILN_ERR_UNAVAILABLE);
+    assert_non_null(strstr(eb.msg, "STORE=redis"));
+    assert_null(svc);
+    config_free(cfg);
+    rmdir(dir);
+}
+
+static void test_services_open_recovers_and_runs(void **state)
+{
+    char dir[] = "/tmp/kiln-svc-XXXXXX";
+    char *blobs, *tmp;
+    const char *env[] = {"DATA_DIR",
+                         dir,
+                         "SANDBOX_RUN_DIR",
+                         "/run/kiln-test-svc",
+                         "SANDBOX_UID_BASE",
+                         "220000",
+                         "MAX_CONCURRENT_EXECUTIONS",
+                         "2",
+                         NULL};
+    struct kiln_config *cfg = NULL;
+    struct kiln_services *svc = NULL;
+    struct errbuf eb = {{0}};
+    struct stat st;
+    int status;
+    pid_t pid;
+    FILE *f;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    /* a temporary left by a "crash" of a previous server */
+    blobs = xasprintf("%s/blobs/AAAAAAAAAAAAAAAAAAAAA", dir);
+    tmp = xasprintf("%s/.tmp.x.0", blobs);
+    assert_int_equal(config_load(&cfg, NULL, fake_env, env, &eb), KILN_OK);
+    char *top = xasprintf("%s/blobs", dir);
+    assert_int_equal(mkdir(top, 0700), 0);
+    assert_int_equal(mkdir(blobs, 0700), 0);
+    free(top);
+    f = fopen(tmp, "w");
+    assert_non_null(f);
+    fclose(f);
+    if (services_open(cfg, &svc, &eb) != KILN_OK) {
+        fprintf(stderr, "services_open: %s (skipped: no sandbox here)\n", eb.msg);
+        config_free(cfg);
+        free(tmp);
+        free(blobs);
+        skip();
+    }
+    assert_int_equal(stat(tmp, &st), -1); /* recovery removed it */
+    assert_non_null(svc->sweeper);        /* SESSION_TTL_HOURS defaults to 24 */
+    assert_string_equal(svc->store->ops->name, "sqlite");
+    assert_string_equal(svc->blob->ops->name, "fs");
+    assert_string_equal(svc->exec->ops->name, "local");
+    services_close(svc);
+    config_free(cfg);
+    free(tmp);
+    free(blobs);
+    pid = fork();
+    if (pid == 0) {
+        execl("/bin/rm", "rm", "-rf", "--", dir, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &status, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +605,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_gate_queues_then_runs, setup_queue, teardown),
         cmocka_unit_test_setup_teardown(test_exec_real_sandbox_round_trip, setup_real, teardown),
+        cmocka_unit_test(test_services_open_refuses_backends_not_built),
+        cmocka_unit_test(test_services_open_recovers_and_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
