@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -513,6 +514,42 @@ static void test_exec_real_sandbox_round_trip(void **state)
     store_session_clear(&s);
 }
 
+static void *cancel_later(void *arg)
+{
+    usleep(500000);
+    if (write(*(int *)arg, "x", 1) != 1)
+        abort();
+    return NULL;
+}
+
+static void test_exec_real_client_gone_kills_the_run(void **state)
+{
+    struct fixture *fx = *state;
+    struct exec_response resp;
+    struct exec_request r = req_of("py", "import time\ntime.sleep(15)\nprint('late')\n");
+    pthread_t th;
+    int p[2];
+    long long t0;
+    struct timespec ts;
+
+    if (fx->svc.sbx == NULL)
+        skip();
+    assert_int_equal(pipe(p), 0);
+    r.cancel_fd = p[0];
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = ts.tv_sec;
+    pthread_create(&th, NULL, cancel_later, &p[1]);
+    assert_int_equal(run_real(fx, &r, &resp), KILN_OK);
+    pthread_join(th, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    assert_string_equal(resp.status, "killed");
+    assert_true(ts.tv_sec - t0 < 10);
+    assert_null(strstr(resp.stdout_text, "late"));
+    exec_response_clear(&resp);
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_services_open_refuses_backends_not_built(void **state)
 {
     char dir[] = "/tmp/kiln-svc-XXXXXX";
@@ -605,6 +642,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_gate_queues_then_runs, setup_queue, teardown),
         cmocka_unit_test_setup_teardown(test_exec_real_sandbox_round_trip, setup_real, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_real_client_gone_kills_the_run, setup_real,
+                                        teardown),
         cmocka_unit_test(test_services_open_refuses_backends_not_built),
         cmocka_unit_test(test_services_open_recovers_and_runs),
     };
