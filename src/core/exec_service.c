@@ -405,7 +405,7 @@ static char *es_path(const char *name)
 }
 
 static void es_response_files(const struct es_inputs *x, const struct exec_result *res,
-                              const struct store_file *recs, size_t nrecs,
+                              const struct store_file *recs, size_t nrecs, bool echo_inherited,
                               struct exec_response *resp)
 {
     size_t cap = nrecs + x->n + 1;
@@ -424,7 +424,7 @@ static void es_response_files(const struct es_inputs *x, const struct exec_resul
     }
     for (size_t i = 0; i < x->n; i++) {
         struct exec_response_file *rf;
-        if (res->input_unchanged == NULL || !res->input_unchanged[i])
+        if (!echo_inherited || res->input_unchanged == NULL || !res->input_unchanged[i])
             continue;
         rf = &resp->files[resp->nfiles++];
         memcpy(rf->id, x->recs[i].id, IDS_BUF);
@@ -517,7 +517,7 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     resp->cpu_time_ms = res.run.cpu_ms;
     resp->memory_peak_kb = res.run.memory_peak_kb;
     resp->queue_wait_ms = waited;
-    es_response_files(&x, &res, recs, nrecs, resp);
+    es_response_files(&x, &res, recs, nrecs, req->echo_inherited, resp);
     resp->files_skipped = res.skipped;
 out:
     if (entered)

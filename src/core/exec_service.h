@@ -38,6 +38,11 @@ struct exec_request {
     long long timeout_ms; /* ≤ 0 = the default; clamped to MAX_EXECUTION_TIME */
     const struct exec_file_ref *files;
     size_t nfiles;
+    /* Echo untouched inputs as `inherited: true` entries. Set it for gen-2 clients (refs with
+     * storage_session_id), which know the flag; gen-1 clients (AG 3.1.x) would try to download
+     * every listed file from the execution's session, where an input of another session is
+     * not. */
+    bool echo_inherited;
     int cancel_fd; /* -1, or readable when the client went away: the run is killed */
 };
 

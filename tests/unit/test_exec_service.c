@@ -289,6 +289,12 @@ static void test_exec_uses_ref_session_and_reports_modified_and_inherited(void *
 
     fx->fe.write_name = NULL;
     fx->fe.keep_inputs = true;
+    /* gen 1: untouched inputs are not listed */
+    assert_int_equal(exec_service_run(&fx->svc, &r, &resp, &info, &eb), KILN_OK);
+    assert_int_equal(resp.nfiles, 0);
+    exec_response_clear(&resp);
+    /* gen 2: echoed as inherited, with their own id and session */
+    r.echo_inherited = true;
     assert_int_equal(exec_service_run(&fx->svc, &r, &resp, &info, &eb), KILN_OK);
     assert_int_equal(resp.nfiles, 2);
     assert_true(resp.files[0].inherited);
@@ -478,6 +484,7 @@ static void test_exec_real_sandbox_round_trip(void **state)
     r.nfiles = 2;
     r.args = args;
     r.nargs = 1;
+    r.echo_inherited = true;
     assert_int_equal(run_real(fx, &r, &resp), KILN_OK);
     assert_string_equal(resp.status, "ok");
     assert_string_equal(resp.stdout_text, "1,2 hello\n");
