@@ -104,22 +104,32 @@ static enum kiln_err fs_write_begin(struct blob *b, const char *key, struct blob
     w->base.blob = b;
     w->dir = -1;
     w->fd = -1;
-    rc = fs_dir_of(fs_of(b), key, true, &w->dir, w->name, eb);
-    if (rc)
-        goto fail;
-    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        rc = errbuf_set(eb, KILN_ERR_IO, "getrandom: %s", strerror(errno));
-        goto fail;
-    }
-    len = snprintf(w->tmp, sizeof w->tmp, FS_TMP_PREFIX "%s.%016llx", w->name, rnd);
-    if (len < 0 || (size_t)len >= sizeof w->tmp) {
-        rc = errbuf_set(eb, KILN_ERR_INTERNAL, "temporary name too long");
-        goto fail;
-    }
-    w->fd = openat(w->dir, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (w->fd < 0) {
-        rc = errbuf_set(eb, KILN_ERR_IO, "create blob: %s", strerror(errno));
-        goto fail;
+    /* fs_remove() drops a session directory once it is empty; should that happen between our
+     * mkdir and our create, the create fails with ENOENT: start over. */
+    for (int attempt = 0;; attempt++) {
+        rc = fs_dir_of(fs_of(b), key, true, &w->dir, w->name, eb);
+        if (rc == KILN_ERR_NOT_FOUND && attempt < 3)
+            continue;
+        if (rc)
+            goto fail;
+        if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            rc = errbuf_set(eb, KILN_ERR_IO, "getrandom: %s", strerror(errno));
+            goto fail;
+        }
+        len = snprintf(w->tmp, sizeof w->tmp, FS_TMP_PREFIX "%s.%016llx", w->name, rnd);
+        if (len < 0 || (size_t)len >= sizeof w->tmp) {
+            rc = errbuf_set(eb, KILN_ERR_INTERNAL, "temporary name too long");
+            goto fail;
+        }
+        w->fd = openat(w->dir, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (w->fd >= 0)
+            break;
+        if (errno != ENOENT || attempt >= 3) {
+            rc = errbuf_set(eb, KILN_ERR_IO, "create blob: %s", strerror(errno));
+            goto fail;
+        }
+        close(w->dir);
+        w->dir = -1;
     }
     *out = &w->base;
     return KILN_OK;
@@ -256,6 +266,18 @@ static enum kiln_err fs_remove(struct blob *b, const char *key, struct errbuf *e
     else
         fsync(dir);
     close(dir);
+    /* "<session>/<file>": drop the session directory when this was its last file, so deleted
+     * sessions leave no empty directories behind (fails harmlessly with ENOTEMPTY otherwise; a
+     * writer racing with it retries, see fs_write_begin()) */
+    const char *slash = strchr(key, '/');
+    if (rc == KILN_OK && slash != NULL && strchr(slash + 1, '/') == NULL) {
+        char seg[72];
+        size_t n = (size_t)(slash - key);
+        memcpy(seg, key, n);
+        seg[n] = '\0';
+        if (unlinkat(fs_of(b)->root, seg, AT_REMOVEDIR) == 0)
+            fsync(fs_of(b)->root);
+    }
     return rc;
 }
 

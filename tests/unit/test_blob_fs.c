@@ -202,6 +202,24 @@ static void test_blob_crash_mid_write_is_invisible_and_recovered(void **state)
     assert_int_equal(fx->b->ops->size(fx->b, "s/keep", &size, &eb), KILN_OK);
 }
 
+static void test_blob_remove_drops_empty_session_directory(void **state)
+{
+    struct fixture *fx = *state;
+    char *d = xasprintf("%s/blobs/sess", fx->dir);
+    struct stat st;
+    struct errbuf eb = {{0}};
+
+    put(fx->b, "sess/a", "1");
+    put(fx->b, "sess/b", "2");
+    assert_int_equal(fx->b->ops->remove(fx->b, "sess/a", &eb), KILN_OK);
+    assert_int_equal(stat(d, &st), 0); /* b still there */
+    assert_int_equal(fx->b->ops->remove(fx->b, "sess/b", &eb), KILN_OK);
+    assert_int_equal(stat(d, &st), -1);
+    put(fx->b, "sess/c", "3"); /* and it comes back on the next write */
+    assert_int_equal(stat(d, &st), 0);
+    free(d);
+}
+
 static void test_blob_files_are_private(void **state)
 {
     struct fixture *fx = *state;
@@ -222,6 +240,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_does_not_follow_planted_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_abort_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blob_crash_mid_write_is_invisible_and_recovered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_blob_remove_drops_empty_session_directory, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_blob_files_are_private, setup, teardown),
     };
