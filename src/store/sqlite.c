@@ -369,8 +369,8 @@ static enum kiln_err sq_session_create(struct store *st, const struct store_sess
 {
     struct sq_store *s = sq_of(st);
     sqlite3_stmt *q;
-    char **victims = NULL;
-    size_t nvictims = 0;
+    char **victims = NULL, **keys = NULL;
+    size_t nvictims = 0, nkeys = 0;
     long long count = 0;
     enum kiln_err rc;
 
@@ -398,7 +398,7 @@ static enum kiln_err sq_session_create(struct store *st, const struct store_sess
             sqlite3_bind_int64(q, 2, count - max_per_entity + 1);
             rc = sq_collect_strings(s, q, &victims, &nvictims, eb);
             for (size_t i = 0; rc == KILN_OK && i < nvictims; i++)
-                rc = sq_delete_session_locked(s, victims[i], evicted, nevicted, NULL, eb);
+                rc = sq_delete_session_locked(s, victims[i], &keys, &nkeys, NULL, eb);
             if (rc)
                 goto out;
         }
@@ -420,6 +420,13 @@ out:
 out_unlocked_tx:
     pthread_mutex_unlock(&s->mu);
     store_strings_free(victims, nvictims);
+    /* the evicted keys are the caller's to delete only if the eviction committed */
+    if (rc == KILN_OK && evicted != NULL && nevicted != NULL) {
+        *evicted = keys;
+        *nevicted = nkeys;
+    } else {
+        store_strings_free(keys, nkeys);
+    }
     return rc;
 }
 

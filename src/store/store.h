@@ -94,9 +94,10 @@ struct store_ops {
 
     /* Create s (id given by the caller). When s->entity_id is non-empty and the entity already
      * holds max_per_entity sessions or more (0 = no limit), the least recently active ones are
-     * removed first; their file records go with them and their blob keys are appended to
-     * *evicted_keys and *nevicted (caller frees with store_strings_free(); the caller deletes the
-     * bytes). KILN_ERR_CONFLICT when the id exists. */
+     * removed first, in the same transaction; their file records go with them and, on success
+     * only, their blob keys are returned in *evicted_keys and *nevicted (may be NULL; caller
+     * frees with store_strings_free() and deletes the bytes). KILN_ERR_CONFLICT when the id
+     * exists (nothing is evicted then). */
     enum kiln_err (*session_create)(struct store *st, const struct store_session *s,
                                     long long max_per_entity, char ***evicted_keys,
                                     size_t *nevicted, struct errbuf *eb);

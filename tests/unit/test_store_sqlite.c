@@ -162,12 +162,22 @@ static void test_store_duplicate_session_is_conflict(void **state)
 {
     struct fixture *fx = *state;
     struct store_session s = {0};
+    char **evicted = NULL;
+    size_t nev = 0;
+    long long count = 0;
     struct errbuf eb = {{0}};
 
-    make_session(fx->st, SID_A, "", "", 1, 0, NULL, NULL);
-    memcpy(s.id, SID_A, IDS_BUF);
-    assert_int_equal(fx->st->ops->session_create(fx->st, &s, 0, NULL, NULL, &eb),
+    make_session(fx->st, SID_A, "", "ent", 1, 0, NULL, NULL);
+    make_session(fx->st, SID_B, "", "ent", 2, 0, NULL, NULL);
+    memcpy(s.id, SID_B, IDS_BUF);
+    s.entity_id = (char *)"ent";
+    /* B exists: A would be evicted first, but the refused insert rolls that back too */
+    assert_int_equal(fx->st->ops->session_create(fx->st, &s, 2, &evicted, &nev, &eb),
                      KILN_ERR_CONFLICT);
+    assert_null(evicted);
+    assert_int_equal(nev, 0);
+    assert_int_equal(fx->st->ops->session_count(fx->st, "ent", &count, &eb), KILN_OK);
+    assert_int_equal(count, 2);
 }
 
 static void test_store_entity_cap_evicts_least_recently_active(void **state)
