@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store.h"
+#include "store/sqlite_int.h"
 #include "util/xmalloc.h"
 
 /* Schema version this code writes; older databases are migrated step by step, newer ones
@@ -69,41 +69,7 @@ static const char *const sq_migrations[SQ_SCHEMA_VERSION] = {sq_schema_v1};
     "session_id, id, name, original_name, content_type, blob_key, kind, size, sha256, origin, "    \
     "state, modified_from_id, modified_from_session, created_ms"
 
-/* Every statement, prepared once (SQLITE_PREPARE_PERSISTENT) on first use. */
-enum sq_stmt {
-    SQ_BEGIN,
-    SQ_COMMIT,
-    SQ_ROLLBACK,
-    SQ_SESSION_INSERT,
-    SQ_SESSION_GET,
-    SQ_SESSION_TOUCH,
-    SQ_SESSION_BY_ENTITY,
-    SQ_SESSION_COUNT_ENTITY,
-    SQ_SESSION_COUNT_ALL,
-    SQ_SESSION_OLDEST_OF_ENTITY,
-    SQ_SESSION_DELETE,
-    SQ_SESSION_EXPIRED,
-    SQ_SESSION_KEYS,
-    SQ_FILE_INSERT,
-    SQ_FILE_COUNT,
-    SQ_FILE_BYTES_COMPLETE,
-    SQ_FILE_COMMIT,
-    SQ_FILE_GET,
-    SQ_FILE_LIST,
-    SQ_FILE_KEY,
-    SQ_FILE_DELETE,
-    SQ_FILE_TOTALS,
-    SQ_FILE_PENDING_KEYS,
-    SQ_FILE_PENDING_DELETE,
-    SQ_FILE_KEY_REFERENCED,
-    SQ_KV_SET,
-    SQ_KV_GET,
-    SQ_KV_DELETE,
-    SQ_KV_SCAN,
-    SQ_KV_SWEEP,
-    SQ_STMT_COUNT
-};
-
+/* The SQL of every statement of enum sq_stmt (sqlite_int.h). */
 static const char *const sq_sql[SQ_STMT_COUNT] = {
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
@@ -151,19 +117,12 @@ static const char *const sq_sql[SQ_STMT_COUNT] = {
     [SQ_KV_SWEEP] = "DELETE FROM kv WHERE expires_ms > 0 AND expires_ms <= ?1",
 };
 
-struct sq_store {
-    struct store base; /* first: a struct store * is a struct sq_store * */
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    sqlite3_stmt *stmts[SQ_STMT_COUNT];
-};
-
-static struct sq_store *sq_of(struct store *st)
+struct sq_store *sq_of(struct store *st)
 {
     return (struct sq_store *)st;
 }
 
-static enum kiln_err sq_fail(struct sq_store *s, struct errbuf *eb, const char *what)
+enum kiln_err sq_fail(struct sq_store *s, struct errbuf *eb, const char *what)
 {
     int code = sqlite3_extended_errcode(s->db);
     enum kiln_err err = KILN_ERR_IO;
@@ -176,7 +135,7 @@ static enum kiln_err sq_fail(struct sq_store *s, struct errbuf *eb, const char *
 }
 
 /* The statement idx, reset and with its bindings cleared; NULL with eb set on failure. */
-static sqlite3_stmt *sq_stmt(struct sq_store *s, enum sq_stmt idx, struct errbuf *eb)
+sqlite3_stmt *sq_stmt(struct sq_store *s, enum sq_stmt idx, struct errbuf *eb)
 {
     sqlite3_stmt *st = s->stmts[idx];
 
@@ -193,13 +152,13 @@ static sqlite3_stmt *sq_stmt(struct sq_store *s, enum sq_stmt idx, struct errbuf
     return st;
 }
 
-static void sq_text(sqlite3_stmt *st, int i, const char *v)
+void sq_text(sqlite3_stmt *st, int i, const char *v)
 {
     sqlite3_bind_text(st, i, v != NULL ? v : "", -1, SQLITE_TRANSIENT);
 }
 
 /* Run a statement that returns no rows (or whose rows are ignored). */
-static enum kiln_err sq_exec(struct sq_store *s, sqlite3_stmt *st, struct errbuf *eb)
+enum kiln_err sq_exec(struct sq_store *s, sqlite3_stmt *st, struct errbuf *eb)
 {
     int rc;
 
@@ -211,7 +170,7 @@ static enum kiln_err sq_exec(struct sq_store *s, sqlite3_stmt *st, struct errbuf
     return KILN_OK;
 }
 
-static enum kiln_err sq_simple(struct sq_store *s, enum sq_stmt idx, struct errbuf *eb)
+enum kiln_err sq_simple(struct sq_store *s, enum sq_stmt idx, struct errbuf *eb)
 {
     sqlite3_stmt *st = sq_stmt(s, idx, eb);
     return st != NULL ? sq_exec(s, st, eb) : KILN_ERR_IO;
@@ -219,12 +178,12 @@ static enum kiln_err sq_simple(struct sq_store *s, enum sq_stmt idx, struct errb
 
 /* Begin/end a transaction; sq_end() commits when rc is KILN_OK and rolls back otherwise, and
  * returns the first error. */
-static enum kiln_err sq_begin(struct sq_store *s, struct errbuf *eb)
+enum kiln_err sq_begin(struct sq_store *s, struct errbuf *eb)
 {
     return sq_simple(s, SQ_BEGIN, eb);
 }
 
-static enum kiln_err sq_end(struct sq_store *s, enum kiln_err rc, struct errbuf *eb)
+enum kiln_err sq_end(struct sq_store *s, enum kiln_err rc, struct errbuf *eb)
 {
     if (rc == KILN_OK)
         rc = sq_simple(s, SQ_COMMIT, eb);
@@ -234,7 +193,7 @@ static enum kiln_err sq_end(struct sq_store *s, enum kiln_err rc, struct errbuf 
 }
 
 /* One integer from a single-row query. */
-static enum kiln_err sq_int(struct sq_store *s, sqlite3_stmt *st, long long *out, struct errbuf *eb)
+enum kiln_err sq_int(struct sq_store *s, sqlite3_stmt *st, long long *out, struct errbuf *eb)
 {
     int rc = sqlite3_step(st);
 
@@ -249,13 +208,13 @@ static enum kiln_err sq_int(struct sq_store *s, sqlite3_stmt *st, long long *out
     return sq_fail(s, eb, "step");
 }
 
-static char *sq_col_str(sqlite3_stmt *st, int i)
+char *sq_col_str(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return xstrdup(t != NULL ? (const char *)t : "");
 }
 
-static void sq_col_id(sqlite3_stmt *st, int i, char out[IDS_BUF])
+void sq_col_id(sqlite3_stmt *st, int i, char out[IDS_BUF])
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     size_t n = t != NULL ? strnlen((const char *)t, IDS_LEN) : 0;
@@ -263,7 +222,7 @@ static void sq_col_id(sqlite3_stmt *st, int i, char out[IDS_BUF])
     out[n] = '\0';
 }
 
-static void sq_row_session(sqlite3_stmt *st, struct store_session *s)
+void sq_row_session(sqlite3_stmt *st, struct store_session *s)
 {
     sq_col_id(st, 0, s->id);
     s->user_id = sq_col_str(st, 1);
@@ -273,7 +232,7 @@ static void sq_row_session(sqlite3_stmt *st, struct store_session *s)
     s->expires_ms = sqlite3_column_int64(st, 5);
 }
 
-static void sq_row_file(sqlite3_stmt *st, struct store_file *f)
+void sq_row_file(sqlite3_stmt *st, struct store_file *f)
 {
     const unsigned char *sha;
 
@@ -297,8 +256,8 @@ static void sq_row_file(sqlite3_stmt *st, struct store_file *f)
 }
 
 /* Collect the first text column of every row of st into a growing string array. */
-static enum kiln_err sq_collect_strings(struct sq_store *s, sqlite3_stmt *st, char ***arr,
-                                        size_t *n, struct errbuf *eb)
+enum kiln_err sq_collect_strings(struct sq_store *s, sqlite3_stmt *st, char ***arr, size_t *n,
+                                 struct errbuf *eb)
 {
     int rc;
 
@@ -311,8 +270,8 @@ static enum kiln_err sq_collect_strings(struct sq_store *s, sqlite3_stmt *st, ch
 }
 
 /* Delete one session (records cascade), appending its blob keys. Inside a transaction. */
-static enum kiln_err sq_delete_session_locked(struct sq_store *s, const char *id, char ***keys,
-                                              size_t *nkeys, bool *existed, struct errbuf *eb)
+enum kiln_err sq_delete_session_locked(struct sq_store *s, const char *id, char ***keys,
+                                       size_t *nkeys, bool *existed, struct errbuf *eb)
 {
     sqlite3_stmt *st;
     enum kiln_err rc;
@@ -332,6 +291,19 @@ static enum kiln_err sq_delete_session_locked(struct sq_store *s, const char *id
     if (rc == KILN_OK && existed != NULL)
         *existed = sqlite3_changes(s->db) > 0;
     return rc;
+}
+
+void *sq_col_bytes(sqlite3_stmt *q, int i, size_t *len)
+{
+    const void *b = sqlite3_column_blob(q, i);
+    size_t n = (size_t)sqlite3_column_bytes(q, i);
+    char *copy = xmalloc(n + 1);
+
+    if (n > 0)
+        memcpy(copy, b, n);
+    copy[n] = '\0';
+    *len = n;
+    return copy;
 }
 
 /* --- operations ------------------------------------------------------------------------------ */
@@ -359,817 +331,6 @@ static enum kiln_err sq_ping(struct store *st, struct errbuf *eb)
     pthread_mutex_lock(&s->mu);
     q = sq_stmt(s, SQ_SESSION_COUNT_ALL, eb);
     rc = q != NULL ? sq_int(s, q, &n, eb) : KILN_ERR_IO;
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_session_create(struct store *st, const struct store_session *ss,
-                                       long long max_per_entity, char ***evicted, size_t *nevicted,
-                                       struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    sqlite3_stmt *q;
-    char **victims = NULL, **keys = NULL;
-    size_t nvictims = 0, nkeys = 0;
-    long long count = 0;
-    enum kiln_err rc;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_unlocked_tx;
-    if (ss->entity_id != NULL && ss->entity_id[0] != '\0' && max_per_entity > 0) {
-        q = sq_stmt(s, SQ_SESSION_COUNT_ENTITY, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
-            goto out;
-        }
-        sq_text(q, 1, ss->entity_id);
-        rc = sq_int(s, q, &count, eb);
-        if (rc)
-            goto out;
-        if (count >= max_per_entity) {
-            q = sq_stmt(s, SQ_SESSION_OLDEST_OF_ENTITY, eb);
-            if (q == NULL) {
-                rc = KILN_ERR_IO;
-                goto out;
-            }
-            sq_text(q, 1, ss->entity_id);
-            sqlite3_bind_int64(q, 2, count - max_per_entity + 1);
-            rc = sq_collect_strings(s, q, &victims, &nvictims, eb);
-            for (size_t i = 0; rc == KILN_OK && i < nvictims; i++)
-                rc = sq_delete_session_locked(s, victims[i], &keys, &nkeys, NULL, eb);
-            if (rc)
-                goto out;
-        }
-    }
-    q = sq_stmt(s, SQ_SESSION_INSERT, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, ss->id);
-    sq_text(q, 2, ss->user_id);
-    sq_text(q, 3, ss->entity_id);
-    sqlite3_bind_int64(q, 4, ss->created_ms);
-    sqlite3_bind_int64(q, 5, ss->active_ms);
-    sqlite3_bind_int64(q, 6, ss->expires_ms);
-    rc = sq_exec(s, q, eb);
-out:
-    rc = sq_end(s, rc, eb);
-out_unlocked_tx:
-    pthread_mutex_unlock(&s->mu);
-    store_strings_free(victims, nvictims);
-    /* the evicted keys are the caller's to delete only if the eviction committed */
-    if (rc == KILN_OK && evicted != NULL && nevicted != NULL) {
-        *evicted = keys;
-        *nevicted = nkeys;
-    } else {
-        store_strings_free(keys, nkeys);
-    }
-    return rc;
-}
-
-static enum kiln_err sq_session_get(struct store *st, const char *id, struct store_session *out,
-                                    struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, id);
-    r = sqlite3_step(q);
-    if (r == SQLITE_ROW)
-        sq_row_session(q, out);
-    else if (r == SQLITE_DONE)
-        rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "session not found");
-    else
-        rc = sq_fail(s, eb, "step");
-    sqlite3_reset(q);
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_session_touch(struct store *st, const char *id, long long now_ms,
-                                      long long expires_ms, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_TOUCH, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, id);
-    sqlite3_bind_int64(q, 2, now_ms);
-    sqlite3_bind_int64(q, 3, expires_ms);
-    rc = sq_exec(s, q, eb);
-    if (rc == KILN_OK && sqlite3_changes(s->db) == 0)
-        rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "session not found");
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_session_list_by_entity(struct store *st, const char *entity_id,
-                                               size_t limit, struct store_session **out, size_t *n,
-                                               struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    struct store_session *arr = NULL;
-    size_t cnt = 0;
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_BY_ENTITY, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, entity_id);
-    sqlite3_bind_int64(q, 2, limit > 0 ? (long long)limit : -1);
-    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        arr = xreallocarray(arr, cnt + 1, sizeof *arr);
-        memset(&arr[cnt], 0, sizeof arr[cnt]);
-        sq_row_session(q, &arr[cnt++]);
-    }
-    sqlite3_reset(q);
-    if (r != SQLITE_DONE)
-        rc = sq_fail(s, eb, "step");
-out:
-    pthread_mutex_unlock(&s->mu);
-    if (rc) {
-        store_sessions_free(arr, cnt);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return KILN_OK;
-}
-
-static enum kiln_err sq_session_count(struct store *st, const char *entity_id, long long *out,
-                                      struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, entity_id != NULL ? SQ_SESSION_COUNT_ENTITY : SQ_SESSION_COUNT_ALL, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        if (entity_id != NULL)
-            sq_text(q, 1, entity_id);
-        rc = sq_int(s, q, out, eb);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_session_delete(struct store *st, const char *id, char ***keys,
-                                       size_t *nkeys, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    char **arr = NULL;
-    size_t n = 0;
-    bool existed = false;
-    enum kiln_err rc;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc == KILN_OK) {
-        rc = sq_delete_session_locked(s, id, &arr, &n, &existed, eb);
-        if (rc == KILN_OK && !existed)
-            rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "session not found");
-        rc = sq_end(s, rc, eb);
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (rc) {
-        store_strings_free(arr, n);
-        return rc;
-    }
-    *keys = arr;
-    *nkeys = n;
-    return KILN_OK;
-}
-
-static enum kiln_err sq_session_list_expired(struct store *st, long long now_ms, size_t limit,
-                                             char ***ids, size_t *n, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    char **arr = NULL;
-    size_t cnt = 0;
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_EXPIRED, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        sqlite3_bind_int64(q, 1, now_ms);
-        sqlite3_bind_int64(q, 2, limit > 0 ? (long long)limit : -1);
-        rc = sq_collect_strings(s, q, &arr, &cnt, eb);
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (rc) {
-        store_strings_free(arr, cnt);
-        return rc;
-    }
-    *ids = arr;
-    *n = cnt;
-    return KILN_OK;
-}
-
-static void sq_bind_file(sqlite3_stmt *q, const struct store_file *f)
-{
-    sq_text(q, 1, f->session_id);
-    sq_text(q, 2, f->id);
-    sq_text(q, 3, f->name);
-    sq_text(q, 4, f->original_name);
-    sq_text(q, 5, f->content_type);
-    sq_text(q, 6, f->blob_key);
-    sq_text(q, 7, f->kind);
-    sqlite3_bind_int64(q, 8, f->size);
-    sq_text(q, 9, f->sha256);
-    sqlite3_bind_int(q, 10, (int)f->origin);
-    sqlite3_bind_int(q, 11, (int)f->state);
-    sq_text(q, 12, f->modified_from_id);
-    sq_text(q, 13, f->modified_from_session);
-    sqlite3_bind_int64(q, 14, f->created_ms);
-}
-
-/* Does session sid exist? Inside the lock. */
-static enum kiln_err sq_session_exists(struct sq_store *s, const char *sid, struct errbuf *eb)
-{
-    sqlite3_stmt *q = sq_stmt(s, SQ_SESSION_GET, eb);
-    int r;
-
-    if (q == NULL)
-        return KILN_ERR_IO;
-    sq_text(q, 1, sid);
-    r = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (r == SQLITE_ROW)
-        return KILN_OK;
-    if (r == SQLITE_DONE)
-        return errbuf_set(eb, KILN_ERR_NOT_FOUND, "session not found");
-    return sq_fail(s, eb, "step");
-}
-
-static enum kiln_err sq_file_reserve(struct store *st, const struct store_file *f,
-                                     long long max_files, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    struct store_file pending = *f;
-    long long count = 0;
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pending.state = STORE_FILE_PENDING;
-    pending.size = 0;
-    pending.sha256[0] = '\0';
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_notx;
-    rc = sq_session_exists(s, f->session_id, eb);
-    if (rc)
-        goto out;
-    if (max_files > 0) {
-        q = sq_stmt(s, SQ_FILE_COUNT, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
-            goto out;
-        }
-        sq_text(q, 1, f->session_id);
-        rc = sq_int(s, q, &count, eb);
-        if (rc)
-            goto out;
-        if (count >= max_files) {
-            rc = errbuf_set(eb, KILN_ERR_TOO_LARGE,
-                            "Session already holds %lld files (MAX_FILES_PER_SESSION=%lld)", count,
-                            max_files);
-            goto out;
-        }
-    }
-    q = sq_stmt(s, SQ_FILE_INSERT, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_bind_file(q, &pending);
-    rc = sq_exec(s, q, eb);
-out:
-    rc = sq_end(s, rc, eb);
-out_notx:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_file_commit(struct store *st, const char *sid, const char *fid,
-                                    long long size, const char *sha256, long long max_total_bytes,
-                                    struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    long long bytes = 0;
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_notx;
-    if (max_total_bytes > 0) {
-        q = sq_stmt(s, SQ_FILE_BYTES_COMPLETE, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
-            goto out;
-        }
-        sq_text(q, 1, sid);
-        rc = sq_int(s, q, &bytes, eb);
-        if (rc)
-            goto out;
-        if (bytes + size > max_total_bytes) {
-            rc = errbuf_set(eb, KILN_ERR_TOO_LARGE,
-                            "Session files would total %lld bytes, over MAX_TOTAL_FILE_SIZE_MB "
-                            "(%lld MB)",
-                            bytes + size, max_total_bytes / (1024 * 1024));
-            goto out;
-        }
-    }
-    q = sq_stmt(s, SQ_FILE_COMMIT, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
-    sqlite3_bind_int64(q, 3, size);
-    sq_text(q, 4, sha256);
-    rc = sq_exec(s, q, eb);
-    if (rc == KILN_OK && sqlite3_changes(s->db) == 0)
-        rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "file reservation is gone");
-out:
-    rc = sq_end(s, rc, eb);
-out_notx:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_file_put_many(struct store *st, const struct store_file *f, size_t n,
-                                      struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_notx;
-    for (size_t i = 0; rc == KILN_OK && i < n; i++) {
-        struct store_file done = f[i];
-        done.state = STORE_FILE_COMPLETE;
-        q = sq_stmt(s, SQ_FILE_INSERT, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
-            break;
-        }
-        sq_bind_file(q, &done);
-        rc = sq_exec(s, q, eb);
-    }
-    rc = sq_end(s, rc, eb);
-out_notx:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_file_get(struct store *st, const char *sid, const char *fid,
-                                 struct store_file *out, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
-    r = sqlite3_step(q);
-    if (r == SQLITE_ROW)
-        sq_row_file(q, out);
-    else if (r == SQLITE_DONE)
-        rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "file not found");
-    else
-        rc = sq_fail(s, eb, "step");
-    sqlite3_reset(q);
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_file_list(struct store *st, const char *sid, struct store_file **out,
-                                  size_t *n, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    struct store_file *arr = NULL;
-    size_t cnt = 0;
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_LIST, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, sid);
-    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        arr = xreallocarray(arr, cnt + 1, sizeof *arr);
-        memset(&arr[cnt], 0, sizeof arr[cnt]);
-        sq_row_file(q, &arr[cnt++]);
-    }
-    sqlite3_reset(q);
-    if (r != SQLITE_DONE)
-        rc = sq_fail(s, eb, "step");
-out:
-    pthread_mutex_unlock(&s->mu);
-    if (rc) {
-        store_files_free(arr, cnt);
-        return rc;
-    }
-    *out = arr;
-    *n = cnt;
-    return KILN_OK;
-}
-
-static enum kiln_err sq_file_delete(struct store *st, const char *sid, const char *fid, char **key,
-                                    struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    char **keys = NULL;
-    size_t nkeys = 0;
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_notx;
-    q = sq_stmt(s, SQ_FILE_KEY, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
-    rc = sq_collect_strings(s, q, &keys, &nkeys, eb);
-    if (rc)
-        goto out;
-    if (nkeys == 0) {
-        rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "file not found");
-        goto out;
-    }
-    q = sq_stmt(s, SQ_FILE_DELETE, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
-    rc = sq_exec(s, q, eb);
-out:
-    rc = sq_end(s, rc, eb);
-out_notx:
-    pthread_mutex_unlock(&s->mu);
-    if (rc == KILN_OK && key != NULL) {
-        *key = keys[0];
-        keys[0] = NULL;
-    }
-    store_strings_free(keys, nkeys);
-    return rc;
-}
-
-static enum kiln_err sq_session_totals(struct store *st, const char *sid, struct store_totals *out,
-                                       struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_TOTALS, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, sid);
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        out->files = sqlite3_column_int64(q, 0);
-        out->bytes = sqlite3_column_int64(q, 1);
-    } else {
-        rc = sq_fail(s, eb, "step");
-    }
-    sqlite3_reset(q);
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_file_purge_pending(struct store *st, char ***keys, size_t *nkeys,
-                                           struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    char **arr = NULL;
-    size_t n = 0;
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_notx;
-    q = sq_stmt(s, SQ_FILE_PENDING_KEYS, eb);
-    rc = q != NULL ? sq_collect_strings(s, q, &arr, &n, eb) : KILN_ERR_IO;
-    if (rc == KILN_OK)
-        rc = sq_simple(s, SQ_FILE_PENDING_DELETE, eb);
-    rc = sq_end(s, rc, eb);
-out_notx:
-    pthread_mutex_unlock(&s->mu);
-    if (rc) {
-        store_strings_free(arr, n);
-        return rc;
-    }
-    *keys = arr;
-    *nkeys = n;
-    return KILN_OK;
-}
-
-static enum kiln_err sq_blob_key_referenced(struct store *st, const char *key, bool *out,
-                                            struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_KEY_REFERENCED, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, key);
-    r = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (r == SQLITE_ROW || r == SQLITE_DONE)
-        *out = r == SQLITE_ROW;
-    else
-        rc = sq_fail(s, eb, "step");
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_kv_set(struct store *st, const char *ns, const char *key, const void *val,
-                               size_t len, long long now_ms, long long ttl_ms, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_SET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        sq_text(q, 1, ns);
-        sq_text(q, 2, key);
-        sqlite3_bind_blob64(q, 3, val != NULL ? val : "", len, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 4, now_ms);
-        sqlite3_bind_int64(q, 5, ttl_ms > 0 ? now_ms + ttl_ms : 0);
-        rc = sq_exec(s, q, eb);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-/* A copy of column i of the current row as bytes, NUL-terminated past *len. */
-static void *sq_col_bytes(sqlite3_stmt *q, int i, size_t *len)
-{
-    const void *b = sqlite3_column_blob(q, i);
-    size_t n = (size_t)sqlite3_column_bytes(q, i);
-    char *copy = xmalloc(n + 1);
-
-    if (n > 0)
-        memcpy(copy, b, n);
-    copy[n] = '\0';
-    *len = n;
-    return copy;
-}
-
-static enum kiln_err sq_kv_get(struct store *st, const char *ns, const char *key, long long now_ms,
-                               void **val, size_t *len, long long *updated_ms, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, key);
-    sqlite3_bind_int64(q, 3, now_ms);
-    r = sqlite3_step(q);
-    if (r == SQLITE_ROW) {
-        *val = sq_col_bytes(q, 0, len);
-        if (updated_ms != NULL)
-            *updated_ms = sqlite3_column_int64(q, 1);
-    } else if (r == SQLITE_DONE) {
-        rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "key not found");
-    } else {
-        rc = sq_fail(s, eb, "step");
-    }
-    sqlite3_reset(q);
-out:
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_kv_delete(struct store *st, const char *ns, const char *key,
-                                  struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_DELETE, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        sq_text(q, 1, ns);
-        sq_text(q, 2, key);
-        rc = sq_exec(s, q, eb);
-        if (rc == KILN_OK && sqlite3_changes(s->db) == 0)
-            rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "key not found");
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static enum kiln_err sq_kv_incr(struct store *st, const char *ns, const char *key, long long delta,
-                                long long now_ms, long long ttl_ms, long long *value,
-                                long long *expires_ms, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    long long v = 0, exp = 0;
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
-    if (rc)
-        goto out_notx;
-    q = sq_stmt(s, SQ_KV_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, key);
-    sqlite3_bind_int64(q, 3, now_ms);
-    r = sqlite3_step(q);
-    if (r == SQLITE_ROW) {
-        v = sqlite3_column_int64(q, 0) + delta;
-        exp = sqlite3_column_int64(q, 2);
-    } else if (r == SQLITE_DONE) {
-        v = delta;
-        exp = ttl_ms > 0 ? now_ms + ttl_ms : 0;
-    } else {
-        rc = sq_fail(s, eb, "step");
-    }
-    sqlite3_reset(q);
-    if (rc)
-        goto out;
-    q = sq_stmt(s, SQ_KV_SET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto out;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, key);
-    sqlite3_bind_int64(q, 3, v);
-    sqlite3_bind_int64(q, 4, now_ms);
-    sqlite3_bind_int64(q, 5, exp);
-    rc = sq_exec(s, q, eb);
-out:
-    rc = sq_end(s, rc, eb);
-out_notx:
-    pthread_mutex_unlock(&s->mu);
-    if (rc == KILN_OK) {
-        *value = v;
-        if (expires_ms != NULL)
-            *expires_ms = exp;
-    }
-    return rc;
-}
-
-/* One row copied out of a kv scan, so the callback runs without the lock (it may use the
- * store). */
-struct sq_kv_row {
-    char *key;
-    void *val;
-    size_t len;
-    long long updated_ms, expires_ms;
-};
-
-static enum kiln_err sq_kv_scan(struct store *st, const char *ns, const char *prefix,
-                                long long now_ms, store_kv_scan_fn fn, void *arg, struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    struct sq_kv_row *rows = NULL;
-    size_t n = 0;
-    enum kiln_err rc = KILN_OK;
-    sqlite3_stmt *q;
-    int r;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_SCAN, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-        goto unlock;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, prefix);
-    sqlite3_bind_int64(q, 3, now_ms);
-    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        rows = xreallocarray(rows, n + 1, sizeof *rows);
-        rows[n].key = sq_col_str(q, 0);
-        rows[n].val = sq_col_bytes(q, 1, &rows[n].len);
-        rows[n].updated_ms = sqlite3_column_int64(q, 2);
-        rows[n].expires_ms = sqlite3_column_int64(q, 3);
-        n++;
-    }
-    sqlite3_reset(q);
-    if (r != SQLITE_DONE)
-        rc = sq_fail(s, eb, "step");
-unlock:
-    pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; rc == KILN_OK && i < n; i++)
-        rc = fn(arg, rows[i].key, rows[i].val, rows[i].len, rows[i].updated_ms, rows[i].expires_ms);
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].key);
-        free(rows[i].val);
-    }
-    free(rows);
-    return rc;
-}
-
-static enum kiln_err sq_kv_sweep(struct store *st, long long now_ms, long long *removed,
-                                 struct errbuf *eb)
-{
-    struct sq_store *s = sq_of(st);
-    enum kiln_err rc;
-    sqlite3_stmt *q;
-
-    pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_SWEEP, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        sqlite3_bind_int64(q, 1, now_ms);
-        rc = sq_exec(s, q, eb);
-        if (rc == KILN_OK && removed != NULL)
-            *removed = sqlite3_changes(s->db);
-    }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
