@@ -210,9 +210,7 @@
     X(POD_POOL_ENABLED, pod_pool_enabled, BOOL, "true", 0, 0, CFG_F_NONE, "Pools", "",             \
       "Keep warm sandboxes (local) or pods (kubernetes) ready per language")                       \
     X(POD_POOL_WARMUP_ON_STARTUP, pod_pool_warmup_on_startup, BOOL, "true", 0, 0, CFG_F_NONE,      \
-      "Pools",                                                                                     \
-      "CODE_EXECUTOR_SKIP_ENVIRONMENT_SETUP{true=false,false=true,1=false,0=true,yes=false,no="    \
-      "true}",                                                                                     \
+      "Pools", "CODE_EXECUTOR_SKIP_ENVIRONMENT_SETUP{true=false,false=true,1=false,0=true}",       \
       "Fill the pools at start-up")                                                                \
     X(POD_POOL_PY, pod_pool_py, INT, "5", 0, 1000, CFG_F_NONE, "Pools",                            \
       "CODE_EXECUTOR_MAX_POD_POOL_SIZE",                                                           \
