@@ -263,19 +263,16 @@ static void cfg_check_tls(const struct kiln_config *cfg, struct cfg_findings *f)
 {
     if (!cfg->enable_https)
         return;
-    if (cfg->ssl_cert_file[0] || cfg->ssl_key_file[0]) {
-        if (!cfg->ssl_cert_file[0] || !cfg->ssl_key_file[0])
-            ERR(f, "SSL_CERT_FILE",
-                "ENABLE_HTTPS=true with SSL_CERT_FILE=%s and SSL_KEY_FILE=%s: set both, or "
-                "neither to use SSL_CERTS_PATH/cert.pem and key.pem",
-                cfg->ssl_cert_file[0] ? cfg->ssl_cert_file : "(unset)",
-                cfg->ssl_key_file[0] ? cfg->ssl_key_file : "(unset)");
-        if (cfg->ssl_cert_file[0] && !cfg_readable(cfg->ssl_cert_file))
+    /* The server uses SSL_CERT_FILE/SSL_KEY_FILE only when both are set, else SSL_CERTS_PATH.
+     * A lone SSL_CERT_FILE is common (OpenSSL reads it as its CA bundle), so it is not an error
+     * by itself: only when the fallback directory does not hold the pair either. */
+    if (cfg->ssl_cert_file[0] && cfg->ssl_key_file[0]) {
+        if (!cfg_readable(cfg->ssl_cert_file))
             ERR(f, "SSL_CERT_FILE",
                 "SSL_CERT_FILE=%s is not a readable file (ENABLE_HTTPS=true needs a PEM "
                 "certificate chain)",
                 cfg->ssl_cert_file);
-        if (cfg->ssl_key_file[0] && !cfg_readable(cfg->ssl_key_file))
+        if (!cfg_readable(cfg->ssl_key_file))
             ERR(f, "SSL_KEY_FILE",
                 "SSL_KEY_FILE=%s is not a readable file (ENABLE_HTTPS=true needs a PEM private "
                 "key)",
@@ -286,8 +283,10 @@ static void cfg_check_tls(const struct kiln_config *cfg, struct cfg_findings *f)
         if (!cfg_readable(cert) || !cfg_readable(key))
             ERR(f, "SSL_CERTS_PATH",
                 "ENABLE_HTTPS=true but SSL_CERTS_PATH=%s does not hold readable cert.pem and "
-                "key.pem (and SSL_CERT_FILE/SSL_KEY_FILE are unset)",
-                cfg->ssl_certs_path);
+                "key.pem, and SSL_CERT_FILE=%s and SSL_KEY_FILE=%s are not both set (allowed: "
+                "both files, or a directory holding cert.pem and key.pem)",
+                cfg->ssl_certs_path, cfg->ssl_cert_file[0] ? cfg->ssl_cert_file : "(unset)",
+                cfg->ssl_key_file[0] ? cfg->ssl_key_file : "(unset)");
         free(cert);
         free(key);
     }

@@ -95,7 +95,7 @@ def test_validate_cross_checks(kiln_bin, tmp_path):
 
 
 def test_validate_https_with_readable_cert_and_key(kiln_bin, tmp_path):
-    ssl = tmp_path / "ssl"
+    ssl = tmp_path / "certs"  # not ./ssl, the default SSL_CERTS_PATH
     ssl.mkdir()
     (ssl / "cert.pem").write_text("x")
     (ssl / "key.pem").write_text("x")
@@ -103,9 +103,22 @@ def test_validate_https_with_readable_cert_and_key(kiln_bin, tmp_path):
                                                "SSL_CERTS_PATH": str(ssl)})
     assert r.returncode == 0, r.stdout
     r = kiln_config(tmp_path, "validate", env={"ENABLE_HTTPS": "true",
+                                               "SSL_CERT_FILE": str(ssl / "cert.pem"),
+                                               "SSL_KEY_FILE": str(ssl / "key.pem")})
+    assert r.returncode == 0, r.stdout
+    # a lone SSL_CERT_FILE (OpenSSL's CA-bundle variable) falls back to SSL_CERTS_PATH
+    r = kiln_config(tmp_path, "validate", env={"ENABLE_HTTPS": "true", "SSL_CERTS_PATH": str(ssl),
+                                               "SSL_CERT_FILE": "/etc/ssl/certs/ca.crt"})
+    assert r.returncode == 0, r.stdout
+    r = kiln_config(tmp_path, "validate", env={"ENABLE_HTTPS": "true",
                                                "SSL_CERT_FILE": str(ssl / "cert.pem")})
     assert r.returncode == 1
-    assert "SSL_KEY_FILE=(unset)" in r.stdout
+    assert "SSL_CERTS_PATH=./ssl" in r.stdout and "SSL_KEY_FILE=(unset)" in r.stdout
+    r = kiln_config(tmp_path, "validate", env={"ENABLE_HTTPS": "true",
+                                               "SSL_CERT_FILE": str(ssl / "cert.pem"),
+                                               "SSL_KEY_FILE": str(ssl / "missing.pem")})
+    assert r.returncode == 1
+    assert f"SSL_KEY_FILE={ssl / 'missing.pem'} is not a readable file" in r.stdout
 
 
 def test_codemie_aliases_with_value_maps_and_units(kiln_bin, tmp_path):
