@@ -1,7 +1,9 @@
 /* `kiln config validate|summary|security|template|export|docs`: the settings table seen from the
  * command line. Every subcommand accepts --env-file PATH (default ./.env) and --help. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "config/config.h"
@@ -10,6 +12,7 @@
 /* Options shared by the subcommands. */
 struct cfgcli_opts {
     const char *env_file;
+    bool env_file_given; /* named with --env-file: then it must exist */
     bool markdown;
 };
 
@@ -102,7 +105,8 @@ static int cfgcli_validate(const struct cfgcli_opts *opts)
     config_load_all(&cfg, opts->env_file, NULL, NULL, &problems);
     config_validate(cfg, &problems);
     if (problems.count == 0) {
-        printf("configuration is valid (.env file: %s)\n", opts->env_file);
+        printf("configuration is valid (.env file: %s%s)\n", opts->env_file,
+               access(opts->env_file, F_OK) == 0 ? "" : ", not present");
     } else {
         printf("configuration is invalid: %zu problem%s\n", problems.count,
                problems.count == 1 ? "" : "s");
@@ -121,7 +125,8 @@ static int cfgcli_summary(const struct cfgcli_opts *opts)
 
     if (cfg == NULL)
         return CLI_EXIT_FAIL;
-    printf("kiln configuration (.env file: %s; secrets masked)\n\n", opts->env_file);
+    printf("kiln configuration (.env file: %s%s; secrets masked)\n\n", opts->env_file,
+           access(opts->env_file, F_OK) == 0 ? "" : ", not present");
     config_doc_summary(cfg, stdout);
     config_free(cfg);
     return CLI_EXIT_OK;
@@ -203,8 +208,10 @@ int cmd_config(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             opts.env_file = argv[++a];
+            opts.env_file_given = true;
         } else if (strncmp(arg, "--env-file=", 11) == 0) {
             opts.env_file = arg + 11;
+            opts.env_file_given = true;
         } else if (strcmp(arg, "--markdown") == 0) {
             opts.markdown = true;
         } else if (arg[0] == '-') {
@@ -232,6 +239,12 @@ int cmd_config(int argc, char **argv)
         printf("usage: kiln config %s [--env-file PATH]%s\n\n%s", sub,
                cfgcli_table[i].run == cfgcli_template ? " [--markdown]" : "", cfgcli_table[i].help);
         return CLI_EXIT_OK;
+    }
+    /* a file named on the command line must exist; the implicit ./.env is optional */
+    if (opts.env_file_given && access(opts.env_file, R_OK) != 0 &&
+        cfgcli_table[i].run != cfgcli_template && cfgcli_table[i].run != cfgcli_docs) {
+        fprintf(stderr, "kiln config %s: --env-file %s: %s\n", sub, opts.env_file, strerror(errno));
+        return CLI_EXIT_FAIL;
     }
     if (opts.markdown && cfgcli_table[i].run != cfgcli_template) {
         fprintf(stderr, "kiln config: --markdown applies to `template` only\n");

@@ -168,6 +168,10 @@ def test_env_file_option(kiln_bin, tmp_path):
     assert json.loads(r.stdout)["API_PORT"] == 7000
     r = kiln_config(tmp_path, "export", f"--env-file={other}")
     assert json.loads(r.stdout)["API_PORT"] == 7000
+    r = kiln_config(tmp_path, "validate", "--env-file", str(tmp_path / "missing.env"))
+    assert r.returncode == 1 and "missing.env" in r.stderr  # named files must exist
+    r = kiln_config(tmp_path, "validate")
+    assert r.returncode == 0 and "not present" in r.stdout  # the implicit ./.env is optional
     other.write_text("API_PORT=nope\nJUST A LINE\n")
     r = kiln_config(tmp_path, "validate", "--env-file", str(other))
     assert r.returncode == 1
