@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "config/dotenv.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,9 +20,6 @@ static const struct cfg_setting cfg_table[] = {
 };
 
 #define CFG_COUNT (sizeof cfg_table / sizeof cfg_table[0])
-
-/* Longest line of a .env file we accept; longer lines are an error, not silently cut. */
-#define CFG_DOTENV_LINE_MAX 8192
 
 const struct cfg_setting *config_settings(size_t *count)
 {
@@ -349,152 +347,6 @@ static enum kiln_err cfg_set_alias(struct kiln_config *cfg, const struct cfg_set
     return cfg_set(cfg, s, a->name, value, prefix, v, eb);
 }
 
-/* One KEY=VALUE of a .env file; the last occurrence of a key wins. */
-struct cfg_kv {
-    char *key, *value;
-};
-
-struct cfg_dotenv {
-    struct cfg_kv *kv;
-    size_t count, cap;
-};
-
-static void cfg_dotenv_free(struct cfg_dotenv *d)
-{
-    for (size_t i = 0; i < d->count; i++) {
-        free(d->kv[i].key);
-        free(d->kv[i].value);
-    }
-    free(d->kv);
-}
-
-static const char *cfg_dotenv_get(const char *name, void *arg)
-{
-    const struct cfg_dotenv *d = arg;
-
-    for (size_t i = d->count; i-- > 0;)
-        if (strcmp(d->kv[i].key, name) == 0)
-            return d->kv[i].value;
-    return NULL;
-}
-
-/* Strip spaces at both ends of s in place; returns the start. */
-static char *cfg_trim(char *s)
-{
-    char *e;
-
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-        *--e = '\0';
-    return s;
-}
-
-/* Unquote a .env value in place. "double quotes" understand \" \\ \n; 'single quotes' are
- * literal; after the closing quote only a # comment may follow. An unquoted value ends at " #".
- * Returns false on an unterminated quote or text after the closing quote. */
-static bool cfg_dotenv_value(char *v, char **out)
-{
-    char q = v[0], *r, *w;
-
-    if (q != '"' && q != '\'') {
-        char *hash = strstr(v, " #");
-        if (hash == NULL)
-            hash = strstr(v, "\t#");
-        if (hash != NULL)
-            *hash = '\0';
-        *out = cfg_trim(v);
-        return true;
-    }
-    for (r = w = v + 1; *r && *r != q; r++) {
-        if (q == '"' && *r == '\\' && (r[1] == '"' || r[1] == '\\' || r[1] == 'n')) {
-            r++;
-            *w++ = *r == 'n' ? '\n' : *r;
-        } else {
-            *w++ = *r;
-        }
-    }
-    if (*r != q)
-        return false;
-    r = cfg_trim(r + 1);
-    if (*r != '\0' && *r != '#')
-        return false;
-    *w = '\0';
-    *out = v + 1;
-    return true;
-}
-
-/* Read a .env file into d: KEY=VALUE lines, `#` comments, optional `export `, quotes as above. A
- * missing file is not an error. With problems == NULL the first bad line fails; otherwise every
- * bad line is recorded and skipped. */
-static enum kiln_err cfg_dotenv_read(struct cfg_dotenv *d, const char *path,
-                                     struct cfg_findings *problems, struct errbuf *eb)
-{
-    char line[CFG_DOTENV_LINE_MAX];
-    enum kiln_err rc = KILN_OK;
-    unsigned lineno = 0;
-    FILE *f = fopen(path, "re");
-
-    if (f == NULL) {
-        if (errno == ENOENT)
-            return KILN_OK;
-        rc = errbuf_set(eb, KILN_ERR_IO, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *key, *value, *eq;
-
-        lineno++;
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            int c;
-            rc = errbuf_set(eb, KILN_ERR_INVALID, "%s:%u: line longer than %d bytes", path, lineno,
-                            CFG_DOTENV_LINE_MAX);
-            while ((c = fgetc(f)) != EOF && c != '\n')
-                ;
-            goto bad;
-        }
-        key = cfg_trim(line);
-        if (*key == '\0' || *key == '#')
-            continue;
-        if (strncmp(key, "export ", 7) == 0)
-            key = cfg_trim(key + 7);
-        eq = strchr(key, '=');
-        if (eq == NULL) {
-            rc = errbuf_set(eb, KILN_ERR_INVALID, "%s:%u: expected KEY=VALUE", path, lineno);
-            goto bad;
-        }
-        *eq = '\0';
-        key = cfg_trim(key);
-        if (!cfg_dotenv_value(cfg_trim(eq + 1), &value)) {
-            rc = errbuf_set(eb, KILN_ERR_INVALID, "%s:%u: %s: unterminated quote or text after it",
-                            path, lineno, key);
-            goto bad;
-        }
-        if (d->count == d->cap) {
-            d->cap = d->cap ? 2 * d->cap : 32;
-            d->kv = xreallocarray(d->kv, d->cap, sizeof *d->kv);
-        }
-        d->kv[d->count].key = xstrdup(key);
-        d->kv[d->count].value = xstrdup(value);
-        d->count++;
-        continue;
-    bad:
-        if (problems == NULL)
-            break;
-        config_findings_add(problems, CFG_SEV_ERROR, "", "%s", eb->msg);
-        rc = KILN_OK;
-    }
-    fclose(f);
-    return rc;
-fail:
-    if (problems != NULL) {
-        config_findings_add(problems, CFG_SEV_ERROR, "", "%s", eb->msg);
-        rc = KILN_OK;
-    }
-    return rc;
-}
-
 static const char *cfg_getenv(const char *name, void *arg)
 {
     (void)arg;
@@ -527,7 +379,7 @@ static enum kiln_err cfg_load(struct kiln_config **out, const char *dotenv_path,
                               struct cfg_findings *problems, struct errbuf *eb)
 {
     struct kiln_config *cfg = xcalloc(1, sizeof *cfg);
-    struct cfg_dotenv dotenv = {0};
+    struct config_dotenv dotenv = {0};
     enum kiln_err rc = KILN_OK;
 
     for (size_t i = 0; i < CFG_COUNT; i++) {
@@ -544,7 +396,7 @@ static enum kiln_err cfg_load(struct kiln_config **out, const char *dotenv_path,
     if (lookup == NULL)
         lookup = cfg_getenv;
     if (dotenv_path != NULL) {
-        rc = cfg_dotenv_read(&dotenv, dotenv_path, problems, eb);
+        rc = config_dotenv_read(&dotenv, dotenv_path, problems, eb);
         if (rc)
             goto out;
     }
@@ -557,7 +409,7 @@ static enum kiln_err cfg_load(struct kiln_config **out, const char *dotenv_path,
 
         if (v == NULL) {
             src = CFG_SRC_DOTENV;
-            v = cfg_find_value(s, cfg_dotenv_get, &dotenv, &alias, &primary);
+            v = cfg_find_value(s, config_dotenv_get, &dotenv, &alias, &primary);
         }
         if (v == NULL)
             continue;
@@ -575,7 +427,7 @@ static enum kiln_err cfg_load(struct kiln_config **out, const char *dotenv_path,
         cfg->_origin[i].via = primary ? NULL : xstrdup(alias.name);
     }
 out:
-    cfg_dotenv_free(&dotenv);
+    config_dotenv_free(&dotenv);
     if (rc) {
         config_free(cfg);
         return rc;
