@@ -72,8 +72,8 @@ static void cfgcli_usage(FILE *out)
     for (size_t i = 0; i < CFGCLI_COUNT; i++)
         fprintf(out, "  %-10s %s\n", cfgcli_table[i].name, cfgcli_table[i].summary);
     fputs("\noptions:\n"
-          "  --env-file PATH  the .env file to read (default: .env in the current directory;\n"
-          "                   a missing file is skipped)\n"
+          "  --env-file PATH  the .env file to read (must exist; without this option, .env in\n"
+          "                   the current directory is read when present)\n"
           "  -h, --help       show help (also `kiln config <subcommand> --help`)\n",
           out);
 }
