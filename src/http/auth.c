@@ -34,8 +34,8 @@ struct auth {
     size_t nkeys;
     bool have_master;
     unsigned char master[AUTH_DIGEST_LEN];
-    struct jwt_keyset *jwt; /* NULL when no JWT key is configured */
-    struct jwt_policy policy;
+    struct jwt_keyset *jwt;   /* NULL when no JWT key is configured */
+    struct jwt_policy policy; /* issuer and audience owned (copies of the config's) */
     struct cidr_set *trusted;
     struct faillimit *limit;
     auth_key_lookup_fn lookup;
@@ -153,8 +153,8 @@ static enum kiln_err auth_load_jwt(struct auth *a, const struct kiln_config *cfg
         why[sizeof why - 1] = '\0';
         return errbuf_set(eb, rc, "%s: %s", setting, why);
     }
-    a->policy.issuer = cfg->jwt_issuer;
-    a->policy.audience = cfg->jwt_audience;
+    a->policy.issuer = xstrdup(cfg->jwt_issuer);
+    a->policy.audience = xstrdup(cfg->jwt_audience);
     a->policy.leeway_s = (long)cfg->jwt_leeway_seconds;
     a->policy.max_lifetime_s = (long)cfg->jwt_max_lifetime_seconds;
     return KILN_OK;
@@ -202,6 +202,8 @@ void auth_free(struct auth *a)
     OPENSSL_cleanse(a->master, sizeof a->master);
     free(a->keys);
     jwt_keyset_free(a->jwt);
+    free((char *)a->policy.issuer);
+    free((char *)a->policy.audience);
     cidr_set_free(a->trusted);
     faillimit_free(a->limit);
     free(a);

@@ -45,8 +45,8 @@ struct auth_result {
 struct auth;
 
 /* Build the authenticator from config: static keys, the master key, JWT public keys (PEM file,
- * PEM directory or JWKS), trusted CIDRs. Caller frees with auth_free(). eb names the setting at
- * fault. */
+ * PEM directory or JWKS), trusted CIDRs. cfg is only read during the call (nothing of it is
+ * kept). Caller frees with auth_free(). eb names the setting at fault. */
 enum kiln_err auth_new(struct auth **out, const struct kiln_config *cfg, struct errbuf *eb);
 void auth_free(struct auth *a);
 
