@@ -8,6 +8,7 @@
 #include <math.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -124,6 +125,7 @@ static enum kiln_err jwt_add_pem_named(struct jwt_keyset *ks, const char *pem, s
         return errbuf_set(eb, KILN_ERR_NOMEM, "%s: out of memory", what);
     pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     BIO_free(bio);
+    ERR_clear_error();
     if (pkey == NULL)
         return errbuf_set(eb, KILN_ERR_INVALID, "%s: no readable PUBLIC KEY block", what);
     return jwt_keyset_take(ks, pkey, kid, what, eb);
@@ -357,6 +359,7 @@ enum kiln_err jwt_keyset_add_jwks(struct jwt_keyset *ks, const char *json, size_
     if (added == 0)
         rc = errbuf_set(eb, KILN_ERR_INVALID, "JWKS holds no Ed25519 or RSA signing key");
 out:
+    ERR_clear_error();
     json_decref(root);
     return rc;
 }
@@ -541,6 +544,9 @@ static bool jwt_verify_with(const struct jwt_key *k, const struct jwt_alg *alg,
         EVP_DigestVerify(ctx, sig, sig_len, tbs, tbs_len) == 1)
         ok = true;
     EVP_MD_CTX_free(ctx);
+    /* A failed verification leaves entries on this thread's OpenSSL error queue; drop them so
+     * that later, unrelated OpenSSL users on the thread (libcurl) do not report them. */
+    ERR_clear_error();
     return ok;
 }
 
