@@ -288,8 +288,14 @@ static enum kiln_err auth_gather(const struct auth_request *req, struct auth_cre
 
     if (az.len > 0) {
         rc = auth_parse_authorization(az, c, eb);
-        if (rc != KILN_OK)
+        /* An Authorization header kiln cannot read (another scheme, say a proxy's Negotiate)
+         * is no competing credential when the API-key header, which comes first, is present. */
+        if (rc != KILN_OK && hk.len == 0)
             return rc;
+        if (rc != KILN_OK) {
+            c->ncand = 0;
+            errbuf_clear(eb);
+        }
         c->from_header = true;
     }
     if (hk.len > 0) {
@@ -393,9 +399,13 @@ static enum kiln_err auth_verify_admin(struct auth *a, const struct auth_creds *
         }
     }
     for (size_t i = 0; i < c->ncand; i++) {
+        enum kiln_err rc;
         memset(&other, 0, sizeof other);
-        if (auth_verify_normal(a, c->cand[i], &other, retry_after_s, eb) == KILN_OK)
+        rc = auth_verify_normal(a, c->cand[i], &other, retry_after_s, eb);
+        if (rc == KILN_OK)
             return errbuf_set(eb, KILN_ERR_FORBIDDEN, "Admin routes require the master key");
+        if (rc != KILN_ERR_UNAUTHORIZED)
+            return rc; /* the managed-key store is down or rate-limits the key */
     }
     return errbuf_set(eb, KILN_ERR_UNAUTHORIZED, "Invalid API key");
 }

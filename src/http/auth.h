@@ -67,9 +67,10 @@ enum kiln_err auth_check(struct auth *a, const struct auth_request *req, struct 
                          long *retry_after_s, struct errbuf *eb);
 
 /* The hook for managed API keys kept in a store (a later issue): consulted after the static
- * keys (API_KEY, API_KEYS, MASTER_API_KEY) and JWT verification did not accept a non-JWT
- * credential, never on admin routes. It receives only the SHA-256 of the presented key (stores
- * index keys by hash and never see or keep the secret) and its key_id, and returns:
+ * keys (API_KEY, API_KEYS, MASTER_API_KEY) did not accept a credential that is not a JWT (or
+ * that is, when no JWT key is configured). It never grants an admin route: there it only tells a
+ * valid non-master key (403) from a wrong one (401). It receives only the SHA-256 of the presented
+ * key (stores index keys by hash and never see or keep the secret) and its key_id, and returns:
  *   KILN_OK                the key is valid (auth_check answers AUTH_KEY with that key_id)
  *   KILN_ERR_UNAUTHORIZED  unknown or revoked key (counts as a failure)
  *   KILN_ERR_RATE_LIMITED  the key's own rate limit is exhausted; set *retry_after_s

@@ -91,11 +91,22 @@ static enum kiln_err jwt_keyset_take(struct jwt_keyset *ks, EVP_PKEY *pkey, cons
         kty = JWT_KTY_ED25519;
     } else if (id == EVP_PKEY_RSA) {
         int bits = EVP_PKEY_get_bits(pkey);
+        BIGNUM *e = NULL;
+        bool e_ok;
         kty = JWT_KTY_RSA;
         if (bits < JWT_RSA_MIN_BITS || bits > JWT_RSA_MAX_BITS) {
             EVP_PKEY_free(pkey);
             return errbuf_set(eb, KILN_ERR_INVALID, "%s: RSA key of %d bits (allowed %d to %d)",
                               what, bits, JWT_RSA_MIN_BITS, JWT_RSA_MAX_BITS);
+        }
+        /* An exponent of 1 (or an even one) makes "verification" accept forgeries; nothing
+         * parses n and e for us with that check, so do it here. */
+        e_ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && BN_is_odd(e) &&
+               !BN_is_one(e);
+        BN_free(e);
+        if (!e_ok) {
+            EVP_PKEY_free(pkey);
+            return errbuf_set(eb, KILN_ERR_INVALID, "%s: unusable RSA public exponent", what);
         }
     } else {
         EVP_PKEY_free(pkey);

@@ -215,6 +215,11 @@ static void test_auth_two_different_credentials_are_ambiguous(void **state)
     assert_null(strstr(o.eb.msg, KEY2));
     /* identical values are one credential */
     assert_int_equal(check(a, KEY1, "Bearer " KEY1, NULL, peer, false).rc, KILN_OK);
+    /* an Authorization kiln cannot read does not compete with the API-key header... */
+    assert_int_equal(check(a, KEY1, "Negotiate YIIabc", NULL, peer, false).rc, KILN_OK);
+    /* ...but alone it is refused */
+    assert_int_equal(check(a, NULL, "Negotiate YIIabc", NULL, peer, false).rc,
+                     KILN_ERR_UNAUTHORIZED);
     /* a header key wins over a body key (the body is only a fallback), even a different one */
     assert_int_equal(check(a, KEY1, NULL, "something-else", peer, false).rc, KILN_OK);
     auth_free(a);
@@ -483,6 +488,7 @@ static void test_auth_managed_key_hook(void **state)
     for (int i = 0; i < 15; i++)
         assert_int_equal(check(a, "managed-key-1", NULL, NULL, peer, false).rc,
                          KILN_ERR_UNAVAILABLE);
+    assert_int_equal(check(a, "managed-key-1", NULL, NULL, peer, true).rc, KILN_ERR_UNAVAILABLE);
     /* an outage is not counted against the client */
     st.down = KILN_OK;
     assert_int_equal(check(a, "managed-key-1", NULL, NULL, peer, false).rc, KILN_OK);

@@ -422,6 +422,27 @@ static void test_jwt_jwks_refuses_private_keys_and_empty_sets(void **state)
     jwt_keyset_free(ks);
 }
 
+static void test_jwt_jwks_refuses_rsa_exponent_one(void **state)
+{
+    struct fixture *f = *state;
+    struct jwt_keyset *ks = jwt_keyset_new();
+    struct errbuf eb = {{0}};
+    char *jwk = tu_jwk(f->rsa, "r");
+    /* replace e with 1: s^1 mod n would "verify" any padded message an attacker writes */
+    char *e = strstr(jwk, "\"e\":\"");
+    char *jwks;
+
+    assert_non_null(e);
+    e[5] = '\0';
+    jwks = xasprintf("{\"keys\":[%sAQ\"}]}", jwk);
+    assert_int_equal(jwt_keyset_add_jwks(ks, jwks, strlen(jwks), &eb), KILN_ERR_INVALID);
+    assert_non_null(strstr(eb.msg, "exponent"));
+    assert_int_equal(jwt_keyset_count(ks), 0);
+    free(jwks);
+    free(jwk);
+    jwt_keyset_free(ks);
+}
+
 static void test_jwt_pem_dir_and_weak_rsa(void **state)
 {
     struct fixture *f = *state;
@@ -471,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_jwt_requires_exp_iat_and_sub),
         cmocka_unit_test(test_jwt_selects_key_by_kid_from_jwks),
         cmocka_unit_test(test_jwt_jwks_refuses_private_keys_and_empty_sets),
+        cmocka_unit_test(test_jwt_jwks_refuses_rsa_exponent_one),
         cmocka_unit_test(test_jwt_pem_dir_and_weak_rsa),
         cmocka_unit_test(test_jwt_candidate_is_two_dots),
     };
