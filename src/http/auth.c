@@ -52,7 +52,6 @@ struct auth_span {
 struct auth_creds {
     struct auth_span cand[2]; /* candidate keys: one, or Basic's user then password */
     size_t ncand;
-    bool from_header;
     char *basic; /* decoded Basic credentials (owned, basic_cap bytes) */
     size_t basic_cap;
 };
@@ -296,7 +295,6 @@ static enum kiln_err auth_gather(const struct auth_request *req, struct auth_cre
             c->ncand = 0;
             errbuf_clear(eb);
         }
-        c->from_header = true;
     }
     if (hk.len > 0) {
         if (c->ncand > 0) {
@@ -308,7 +306,6 @@ static enum kiln_err auth_gather(const struct auth_request *req, struct auth_cre
         }
         c->cand[0] = hk;
         c->ncand = 1;
-        c->from_header = true;
     }
     if (c->ncand == 0 && bk.len > 0)
         c->cand[c->ncand++] = bk;
