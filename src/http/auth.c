@@ -283,18 +283,17 @@ static enum kiln_err auth_gather(const struct auth_request *req, struct auth_cre
     struct auth_span hk = auth_trim(req->api_key_header);
     struct auth_span az = auth_trim(req->authorization);
     struct auth_span bk = auth_trim(req->body_key);
+    struct errbuf why;
     enum kiln_err rc;
 
     if (az.len > 0) {
-        rc = auth_parse_authorization(az, c, eb);
+        rc = auth_parse_authorization(az, c, &why);
         /* An Authorization header kiln cannot read (another scheme, say a proxy's Negotiate)
          * is no competing credential when the API-key header, which comes first, is present. */
         if (rc != KILN_OK && hk.len == 0)
-            return rc;
-        if (rc != KILN_OK) {
+            return errbuf_set(eb, rc, "%s", why.msg);
+        if (rc != KILN_OK)
             c->ncand = 0;
-            errbuf_clear(eb);
-        }
     }
     if (hk.len > 0) {
         if (c->ncand > 0) {
