@@ -371,6 +371,30 @@ static size_t http_unescape_none(void *cls, struct MHD_Connection *c, char *s)
 
 /* ---- the redirect listener ---- */
 
+/* Rebuild the query string (raw, as MHD got it with the identity unescape) for a redirect. */
+struct http_qs {
+    char buf[4096];
+    size_t len;
+    bool overflow;
+};
+
+static enum MHD_Result http_qs_add(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct http_qs *q = cls;
+    int n;
+
+    (void)kind;
+    n = snprintf(q->buf + q->len, sizeof q->buf - q->len, "%s%s%s%s", q->len ? "&" : "?", key,
+                 value ? "=" : "", value ? value : "");
+    if (n < 0 || (size_t)n >= sizeof q->buf - q->len) {
+        q->overflow = true;
+        return MHD_NO;
+    }
+    q->len += (size_t)n;
+    return MHD_YES;
+}
+
 static enum MHD_Result http_redirect_access(void *cls, struct MHD_Connection *conn, const char *url,
                                             const char *method, const char *version,
                                             const char *upload_data, size_t *upload_data_size,
@@ -398,7 +422,15 @@ static enum MHD_Result http_redirect_access(void *cls, struct MHD_Connection *co
     hostname[hl] = '\0';
     if (strpbrk(hostname, "/\\@ \r\n\t") != NULL)
         snprintf(hostname, sizeof hostname, "localhost");
-    loc = xasprintf("https://%s:%u%s", hostname, srv->port, url);
+    {
+        struct http_qs qs = {.len = 0};
+
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, http_qs_add, &qs);
+        if (qs.overflow)
+            qs.len = 0;
+        qs.buf[qs.len] = '\0';
+        loc = xasprintf("https://%s:%u%s%s", hostname, srv->port, url, qs.buf);
+    }
     r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
         free(loc);
