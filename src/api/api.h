@@ -15,6 +15,9 @@ extern const size_t api_system_routes_count;
  * flagged HTTP_ROUTE_HIDDEN, mounted only with KILN_TEST_ROUTES=1. */
 extern const struct http_route api_test_routes[];
 extern const size_t api_test_routes_count;
+/* The same, under the admin mount (/api/v1/admin/__test/...). */
+extern const struct http_route api_test_admin_routes[];
+extern const size_t api_test_admin_routes_count;
 
 /* Every group, in mounting order: fills out[0..cap) and returns how many groups exist. */
 #define API_MAX_GROUPS 16

@@ -211,6 +211,19 @@ static void api_test_error(struct http_req *req)
     http_reply_error(req, KILN_ERR_INVALID, "unknown kind", NULL);
 }
 
+static const char *const api_auth_methods[] = {"none", "trusted", "key", "jwt", "master"};
+
+/* Who the caller is, as the http layer authenticated it. */
+static void api_test_whoami(struct http_req *req)
+{
+    const struct auth_result *a = http_req_auth(req);
+
+    http_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:s}", "method",
+                              a && a->method <= AUTH_MASTER ? api_auth_methods[a->method] : "?",
+                              "user_id", a ? a->user_id : "", "key_id", a ? a->key_id : ""));
+}
+
 #define T (HTTP_ROUTE_HIDDEN)
 const struct http_route api_test_routes[] = {
     {"GET", "/__test/sleep", api_test_sleep, T, HTTP_BODY_NONE, 0, NULL},
@@ -220,6 +233,14 @@ const struct http_route api_test_routes[] = {
     {"GET", "/__test/file", api_test_file, T, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/__test/error", api_test_error, T | HTTP_ROUTE_NO_AUTH, HTTP_BODY_NONE, 0, NULL},
     {"DELETE", "/__test/params/{a}/x/{b}", api_test_params, T, HTTP_BODY_NONE, 0, NULL},
+    {"GET", "/__test/whoami", api_test_whoami, T, HTTP_BODY_NONE, 0, NULL},
+    {"POST", "/__test/whoami", api_test_whoami, T, HTTP_BODY_JSON, 0, NULL},
 };
-#undef T
 const size_t api_test_routes_count = sizeof api_test_routes / sizeof api_test_routes[0];
+
+const struct http_route api_test_admin_routes[] = {
+    {"GET", "/__test/whoami", api_test_whoami, T, HTTP_BODY_NONE, 0, NULL},
+};
+const size_t api_test_admin_routes_count =
+    sizeof api_test_admin_routes / sizeof api_test_admin_routes[0];
+#undef T
