@@ -96,6 +96,7 @@ class KilnServer:
                 self.proc.wait()
         self._log.close()
         rc = self.proc.returncode
+        self.final_log = self.log()
         self.tmp.cleanup()
         return rc
 
@@ -112,7 +113,11 @@ def kiln_server(kiln_bin):
 
     yield start
     for s in servers:
-        s.stop()
+        rc = s.stop()
+        # Under ASan/UBSan a leak or undefined behaviour shows up here, at the server's exit.
+        assert "Sanitizer" not in s.final_log and "runtime error:" not in s.final_log, \
+            s.final_log[-4000:]
+        assert rc == 0, f"kiln serve exited {rc}: {s.final_log[-2000:]}"
 
 
 @pytest.fixture
