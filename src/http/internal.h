@@ -64,7 +64,7 @@ struct http_req {
     size_t body_len, body_cap;
     size_t discarded;
     enum kiln_err body_err; /* first error while reading the body; answered at the end */
-    char body_msg[256];
+    char body_msg[sizeof(struct errbuf)];
     json_t *json;
     struct MHD_PostProcessor *pp;
     bool part_open;
