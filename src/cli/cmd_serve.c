@@ -8,8 +8,10 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "config/config_log.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "util/log.h"
 
 static void serve_usage(FILE *f)
 {
@@ -32,6 +34,8 @@ int cmd_serve(int argc, char **argv)
 {
     const char *env_file = ".env";
     struct kiln_config *cfg = NULL;
+    struct cfg_findings problems = {0};
+    struct logger *lg = NULL;
     struct auth *auth = NULL;
     struct http_server *srv = NULL;
     struct http_route_group groups[API_MAX_GROUPS];
@@ -55,10 +59,17 @@ int cmd_serve(int argc, char **argv)
         }
     }
     errbuf_clear(&eb);
-    if (config_load(&cfg, env_file, NULL, NULL, &eb) != KILN_OK) {
+    if (config_open(&cfg, env_file, NULL, NULL, &problems, &eb) != KILN_OK) {
         fprintf(stderr, "kiln serve: invalid configuration: %s\n", eb.msg);
+        for (size_t i = 0; i < problems.count; i++)
+            fprintf(stderr, "  %s\n", problems.items[i].msg);
         goto out;
     }
+    if (config_logger_open(cfg, &lg, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln serve: %s\n", eb.msg);
+        goto out;
+    }
+    config_log_summary(cfg, lg);
     if (auth_new(&auth, cfg, &eb) != KILN_OK) {
         fprintf(stderr, "kiln serve: invalid authentication settings: %s\n", eb.msg);
         goto out;
@@ -71,6 +82,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kiln serve: %s\n", eb.msg);
         goto out;
     }
+    http_server_set_logger(srv, lg);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them;
      * a peer closing its socket must not kill the server. */
     sigemptyset(&sigs);
@@ -92,6 +104,8 @@ int cmd_serve(int argc, char **argv)
 out:
     http_server_free(srv);
     auth_free(auth);
+    log_free(lg);
     config_free(cfg);
+    config_findings_free(&problems);
     return status;
 }

@@ -22,6 +22,7 @@ struct http_server {
     const struct kiln_config *cfg; /* borrowed */
     struct auth *auth;             /* borrowed */
     void *app;                     /* borrowed */
+    struct logger *log;            /* borrowed; NULL = the process default logger */
     struct router *router;
     struct MHD_Daemon *daemon;   /* the API: plain, or TLS when ENABLE_HTTPS */
     struct MHD_Daemon *redirect; /* plain listener answering redirects to HTTPS */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "util/log.h"
 #include "util/xmalloc.h"
 
 /* The strict policy of API answers: nothing may be loaded, framed or scripted. /docs sets its
@@ -99,29 +100,17 @@ void http_req_free_hdrs(struct http_req *req)
     }
 }
 
-/* One access-log line (JSON). Interim: replaced by util/log once it lands. */
-static void http_log_access(const struct http_req *req, double ms)
-{
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:f, s:s, s:s}", "level", "INFO", "msg",
-                          "access", "method", req->method, "path", req->path, "status",
-                          (int)req->status, "bytes", (json_int_t)req->bytes_out, "duration_ms", ms,
-                          "req_id", req->id, "client_ip", req->client_ip);
-    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-    if (line != NULL)
-        fprintf(stderr, "%s\n", line);
-    free(line);
-    json_decref(o);
-}
-
 void http_req_end(struct http_req *req)
 {
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (req->srv->cfg->enable_access_logs)
-        http_log_access(req, (double)(now.tv_sec - req->start.tv_sec) * 1e3 +
-                                 (double)(now.tv_nsec - req->start.tv_nsec) / 1e6);
+        log_access(req->srv->log ? req->srv->log : log_default(), req->id, req->method, req->path,
+                   (int)req->status, (long long)req->bytes_out,
+                   (double)(now.tv_sec - req->start.tv_sec) * 1e3 +
+                       (double)(now.tv_nsec - req->start.tv_nsec) / 1e6,
+                   req->client_ip);
     if (req->pp != NULL)
         MHD_destroy_post_processor(req->pp);
     if (req->state_free != NULL)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "util/log.h"
 #include "util/xmalloc.h"
 
 /* Bytes of an oversized body we read and drop before closing the connection: enough to answer
@@ -44,6 +45,16 @@ static bool http_req_authenticate(struct http_req *req, const char *body_key)
         req->has_auth = true;
         req->authed = true;
         return true;
+    }
+    if (req->srv->cfg->enable_security_logs) {
+        struct log_field f[] = {
+            LOG_STR("reason", eb.msg[0] ? eb.msg : kiln_err_name(rc)),
+            LOG_STR("client_ip", req->client_ip),
+            LOG_STR("path", req->path),
+        };
+        log_security(req->srv->log ? req->srv->log : log_default(), req->id,
+                     rc == KILN_ERR_RATE_LIMITED ? "auth_rate_limited" : "auth_failed", f,
+                     sizeof f / sizeof f[0]);
     }
     if (rc == KILN_ERR_RATE_LIMITED)
         http_reply_rate_limited(req, eb.msg[0] ? eb.msg : "Too many failed authentication attempts",
@@ -700,4 +711,9 @@ void http_server_free(struct http_server *srv)
     free(srv->tls_cert);
     free(srv->tls_key);
     free(srv);
+}
+
+void http_server_set_logger(struct http_server *srv, struct logger *lg)
+{
+    srv->log = lg;
 }

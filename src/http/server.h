@@ -14,6 +14,7 @@
 #include "util/err.h"
 
 struct http_server;
+struct logger;
 
 /* Build a server for cfg (borrowed, must outlive it) with the route groups (borrowed, static),
  * auth (borrowed) and app (borrowed, handed to handlers via http_req_app()). Routes flagged
@@ -40,5 +41,9 @@ bool http_server_draining(const struct http_server *srv);
 
 /* Free a server (stopping it first if needed). NULL is a no-op. */
 void http_server_free(struct http_server *srv);
+
+/* Log access lines and security events of srv through lg (borrowed, must outlive srv). Without
+ * it they go to the process default logger. Call before http_server_start(). */
+void http_server_set_logger(struct http_server *srv, struct logger *lg);
 
 #endif
