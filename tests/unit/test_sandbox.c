@@ -601,6 +601,57 @@ static void test_workspace_walk_depth_and_entry_caps(void **state)
     sbx_workspace_free(ws);
 }
 
+struct par {
+    unsigned host_uid;
+    int status;
+};
+
+static void *par_run(void *arg)
+{
+    struct par *p = arg;
+    const char *argv[] = {"/bin/sh", "-c", "cat /proc/self/uid_map; sleep 0.3", NULL};
+    struct sbx_step step = {argv, false, false};
+    struct sbx_job job = {0};
+    struct sbx_result r;
+    struct errbuf eb = {{0}};
+    unsigned inner = 0, count = 0;
+
+    job.steps = &step;
+    job.nsteps = 1;
+    job.env = env;
+    job.cancel_fd = -1;
+    p->status = -1;
+    if (sbx_run(ctx, &job, &r, &eb) != KILN_OK)
+        return NULL;
+    p->status = (int)r.status;
+    if (sscanf(r.out, " %u %u %u", &inner, &p->host_uid, &count) != 3)
+        p->status = -2;
+    sbx_result_clear(&r);
+    return NULL;
+}
+
+/* sbx_run is reentrant: concurrent runs get distinct slots, hence distinct host uids. */
+static void test_sandbox_concurrent_runs_get_distinct_uids(void **state)
+{
+    pthread_t th[3];
+    struct par p[3];
+    (void)state;
+
+    memset(p, 0, sizeof p);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, par_run, &p[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(p[i].status, SBX_OK);
+        assert_true(p[i].host_uid >= UID_BASE && p[i].host_uid < UID_BASE + SLOTS);
+    }
+    assert_int_not_equal(p[0].host_uid, p[1].host_uid);
+    assert_int_not_equal(p[0].host_uid, p[2].host_uid);
+    assert_int_not_equal(p[1].host_uid, p[2].host_uid);
+    assert_nothing_left();
+}
+
 /* Unprivileged mode: a forked child becomes nobody, makes its own context and runs a sandbox.
  * It reports through its exit status (cmocka asserts do not cross fork). */
 static int unprivileged_child(const char *dir)
@@ -706,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_sandbox_file_size_limit_is_output_limit),
         cmocka_unit_test(test_sandbox_cancel_fd_kills),
         cmocka_unit_test(test_sandbox_stdin_and_steps),
+        cmocka_unit_test(test_sandbox_concurrent_runs_get_distinct_uids),
         cmocka_unit_test(test_sandbox_missing_program_is_error_127),
         cmocka_unit_test(test_sandbox_only_stdio_fds_inherited),
         cmocka_unit_test(test_workspace_put_visible_inside_as_sandbox_user),
