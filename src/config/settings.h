@@ -9,7 +9,13 @@
  *   min,max  inclusive range for INT and DOUBLE (ignored otherwise)
  *   flags    CFG_F_* bits
  *   section  the heading in docs/configuration.md and .env.example
- *   aliases  other accepted names, space-separated ("" = none); e.g. the CodeMie CODE_EXECUTOR_*
+ *   aliases  other accepted names, space-separated ("" = none); e.g. the CodeMie CODE_EXECUTOR_*.
+ *            An alias may translate its value before the setting parses it:
+ *              NAME{from=to,from=to}  value map, case-insensitive; unmapped values pass through
+ *              NAME*num/den           unit conversion: value * num / den (INT: rounded up, so a
+ *                                     positive duration never becomes 0)
+ *            e.g. "CODE_EXECUTOR_EXECUTION_MODE{sandbox=kubernetes}",
+ *                 "CODE_EXECUTOR_SESSION_TIMEOUT*1/3600" (seconds into hours)
  *   doc      one line for the docs; for ENUM it starts with the choices, "{a|b|c} ..."
  *
  * The struct, the parser, `kiln config template|summary|validate|security|export`, .env.example
@@ -134,8 +140,8 @@
       "", "Image pull secret names, comma-separated")                                              \
     X(K8S_CPU_LIMIT, k8s_cpu_limit, STR, "1", 0, 0, CFG_F_NONE, "Kubernetes",                      \
       "CODE_EXECUTOR_CPU_LIMIT", "CPU limit of an execution pod (quantity)")                       \
-    X(K8S_MEMORY_LIMIT, k8s_memory_limit, STR, "512Mi", 0, 0, CFG_F_NONE, "Kubernetes", "",        \
-      "Memory limit of an execution pod (quantity)")                                               \
+    X(K8S_MEMORY_LIMIT, k8s_memory_limit, STR, "512Mi", 0, 0, CFG_F_NONE, "Kubernetes",            \
+      "CODE_EXECUTOR_MEMORY_LIMIT", "Memory limit of an execution pod (quantity)")                 \
     X(K8S_CPU_REQUEST, k8s_cpu_request, STR, "100m", 0, 0, CFG_F_NONE, "Kubernetes",               \
       "CODE_EXECUTOR_CPU_REQUEST", "CPU request of an execution pod (quantity)")                   \
     X(K8S_MEMORY_REQUEST, k8s_memory_request, STR, "128Mi", 0, 0, CFG_F_NONE, "Kubernetes",        \
@@ -195,8 +201,8 @@
       "Concurrency", "", "Executions waiting for a slot before 429")                               \
     X(MAX_SESSIONS_PER_ENTITY, max_sessions_per_entity, INT, "100", 1, 1000000, CFG_F_NONE,        \
       "Concurrency", "", "Sessions one entity_id may hold")                                        \
-    X(SESSION_TTL_HOURS, session_ttl_hours, INT, "24", 0, 87600, CFG_F_NONE, "Sessions", "",       \
-      "Session lifetime (hours; 0 = never expire)")                                                \
+    X(SESSION_TTL_HOURS, session_ttl_hours, INT, "24", 0, 87600, CFG_F_NONE, "Sessions",           \
+      "CODE_EXECUTOR_SESSION_TIMEOUT*1/3600", "Session lifetime (hours; 0 = never expire)")        \
     X(SESSION_CLEANUP_INTERVAL_MINUTES, session_cleanup_interval_minutes, INT, "10", 1, 10080,     \
       CFG_F_NONE, "Sessions", "", "Interval of the expired-session sweeper (minutes)")             \
     X(SESSION_ID_LENGTH, session_id_length, INT, "21", 21, 21, CFG_F_NONE, "Sessions", "",         \
@@ -204,7 +210,8 @@
     X(POD_POOL_ENABLED, pod_pool_enabled, BOOL, "true", 0, 0, CFG_F_NONE, "Pools", "",             \
       "Keep warm sandboxes (local) or pods (kubernetes) ready per language")                       \
     X(POD_POOL_WARMUP_ON_STARTUP, pod_pool_warmup_on_startup, BOOL, "true", 0, 0, CFG_F_NONE,      \
-      "Pools", "", "Fill the pools at start-up")                                                   \
+      "Pools", "CODE_EXECUTOR_SKIP_ENVIRONMENT_SETUP{true=false,false=true,1=false,0=true}",       \
+      "Fill the pools at start-up")                                                                \
     X(POD_POOL_PY, pod_pool_py, INT, "5", 0, 1000, CFG_F_NONE, "Pools",                            \
       "CODE_EXECUTOR_MAX_POD_POOL_SIZE",                                                           \
       "Warm Python sandboxes/pods (0 = start one per execution; Jobs on Kubernetes)")              \
@@ -265,14 +272,15 @@
     X(SANDBOX_UID_BASE, sandbox_uid_base, INT, "200000", 1000, 2147000000, CFG_F_NONE,             \
       "Isolation", "", "First host uid/gid of the sandbox range (root mode; one per slot)")        \
     X(EXECUTION_MODE, execution_mode, ENUM, "local", 0, 0, CFG_F_NONE, "Storage",                  \
-      "CODE_EXECUTOR_EXECUTION_MODE",                                                              \
+      "CODE_EXECUTOR_EXECUTION_MODE{sandbox=kubernetes}",                                          \
       "{local|kubernetes} Where sandboxes run (CodeMie's `sandbox` means kubernetes)")             \
     X(STORE, store, ENUM, "sqlite", 0, 0, CFG_F_NONE, "Storage", "",                               \
       "{sqlite|redis} Metadata store")                                                             \
     X(BLOB, blob, ENUM, "fs", 0, 0, CFG_F_NONE, "Storage", "", "{fs|s3} File-bytes store")         \
     X(DATA_DIR, data_dir, STR, "./data", 0, 0, CFG_F_NONE, "Storage", "",                          \
       "Directory of the SQLite database and file bytes (STORE=sqlite, BLOB=fs)")                   \
-    X(LOG_LEVEL, log_level, ENUM, "INFO", 0, 0, CFG_F_NONE, "Logging", "",                         \
+    X(LOG_LEVEL, log_level, ENUM, "INFO", 0, 0, CFG_F_NONE, "Logging",                             \
+      "CODE_EXECUTOR_VERBOSE{true=DEBUG,false=INFO,1=DEBUG,0=INFO,yes=DEBUG,no=INFO}",             \
       "{DEBUG|INFO|WARNING|ERROR} Least severe level logged")                                      \
     X(LOG_FORMAT, log_format, ENUM, "json", 0, 0, CFG_F_NONE, "Logging", "",                       \
       "{json|text} One JSON object per line, or plain text")                                       \

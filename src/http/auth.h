@@ -37,24 +37,51 @@ enum auth_method {
 /* Who the caller is, after a successful check. */
 struct auth_result {
     enum auth_method method;
-    char key_id[64];   /* stable non-secret id of the key used (a hash prefix), "" otherwise */
+    char key_id[64];   /* stable non-secret id of the key used: the first 16 hex digits of
+                          its SHA-256 ("" for JWT, trusted and disabled auth) */
     char user_id[128]; /* JWT `sub`, "" otherwise */
 };
 
 struct auth;
 
 /* Build the authenticator from config: static keys, the master key, JWT public keys (PEM file,
- * PEM directory or JWKS), trusted CIDRs. Caller frees with auth_free(). eb names the setting at
- * fault. */
+ * PEM directory or JWKS), trusted CIDRs. cfg is only read during the call (nothing of it is
+ * kept). Caller frees with auth_free(). eb names the setting at fault. */
 enum kiln_err auth_new(struct auth **out, const struct kiln_config *cfg, struct errbuf *eb);
 void auth_free(struct auth *a);
 
 /* Check one request. Returns KILN_OK and fills *res, or:
- *   KILN_ERR_UNAUTHORIZED  no credential ("Missing API key") or a wrong one (eb says which)
+ *   KILN_ERR_UNAUTHORIZED  no credential ("Missing API key") or a wrong one ("Invalid API key",
+ *                          or a JWT reason such as "Token expired")
  *   KILN_ERR_INVALID       more than one *different* credential header
- *   KILN_ERR_RATE_LIMITED  too many failures from this client IP; *retry_after_s is set
- * Failures count toward the client IP's limit; eb never contains a key. */
+ *                          ("Ambiguous authentication headers")
+ *   KILN_ERR_FORBIDDEN     admin route with a valid non-master credential, or any admin request
+ *                          while MASTER_API_KEY is unset (admin closed)
+ *   KILN_ERR_RATE_LIMITED  too many failures from this client IP; *retry_after_s is set (>= 1)
+ *   KILN_ERR_UNAVAILABLE   the managed-key lookup (auth_set_key_lookup) is down
+ * Only wrong credentials count toward the client IP's limit (a missing key, ambiguous or
+ * malformed headers do not, so a keyless LibreChat is not locked out by its own retries); a
+ * blocked IP gets 429 even with a right key. eb never contains a key. retry_after_s may be
+ * NULL. */
 enum kiln_err auth_check(struct auth *a, const struct auth_request *req, struct auth_result *res,
                          long *retry_after_s, struct errbuf *eb);
+
+/* The hook for managed API keys kept in a store (a later issue): consulted after the static
+ * keys (API_KEY, API_KEYS, MASTER_API_KEY) did not accept a credential that is not a JWT (or
+ * that is, when no JWT key is configured). It never grants an admin route: there it only tells a
+ * valid non-master key (403) from a wrong one (401). It receives only the SHA-256 of the presented
+ * key (stores index keys by hash and never see or keep the secret) and its key_id, and returns:
+ *   KILN_OK                the key is valid (auth_check answers AUTH_KEY with that key_id)
+ *   KILN_ERR_UNAUTHORIZED  unknown or revoked key (counts as a failure)
+ *   KILN_ERR_RATE_LIMITED  the key's own rate limit is exhausted; set *retry_after_s
+ *   KILN_ERR_UNAVAILABLE   the store cannot answer (not counted as a failure)
+ * and may fill eb for the last two. It runs on the request's thread, concurrently. */
+typedef enum kiln_err (*auth_key_lookup_fn)(void *arg, const unsigned char sha256[32],
+                                            const char *key_id, long *retry_after_s,
+                                            struct errbuf *eb);
+
+/* Install the managed-key hook (NULL fn removes it); arg is passed back, borrowed. Call at
+ * start-up before the first auth_check(): it is not synchronised with running checks. */
+void auth_set_key_lookup(struct auth *a, auth_key_lookup_fn fn, void *arg);
 
 #endif
