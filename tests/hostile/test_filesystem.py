@@ -5,7 +5,6 @@ for the supervisor that collects `files` after the run (Judge0 CVE-2024-28185/28
 import json
 import os
 
-import pytest
 
 from conftest import SOURCE_DIR, TOKEN, run, sha
 

@@ -9,12 +9,11 @@ of the next one), and prints one line per call: NAME RESULT ERRNO. The parametri
 assert each line. A call passes when it fails with one of the expected errnos, or when seccomp
 kills the child with SIGSYS (no less safe).
 """
-import errno
 import signal
 
 import pytest
 
-from conftest import TOKEN, run
+from conftest import run
 
 SURFACE_C = r"""
 #define _GNU_SOURCE

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SLACK_S, descendants, run, start, finish, errname
+from conftest import SLACK_S, descendants, errname, run
 
 MB = 1024 * 1024
 

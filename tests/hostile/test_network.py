@@ -7,7 +7,6 @@ import socket
 import subprocess
 import time
 
-import pytest
 
 from conftest import TOKEN, finish, run, start
 

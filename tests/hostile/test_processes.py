@@ -4,7 +4,6 @@ stopped), zombies, kill -1 inside, and two sandboxes (concurrent and sequential)
 other's processes, /tmp, /dev/shm, /mnt/data and host uids."""
 import json
 import os
-import signal
 import subprocess
 import time
 
