@@ -39,6 +39,10 @@
     X(MAX_MEMORY_MB, max_memory_mb, INT, "512", 16, 1048576, CFG_F_QUANTITY_MB, "Resource limits", \
       "CODE_EXECUTOR_MEMORY_LIMIT",                                                                \
       "Maximum memory of one execution, swap included (MiB; also 128Mi, 1Gi)")                     \
+    X(MAX_PIDS, max_pids, INT, "512", 1, 1048576, CFG_F_NONE, "Resource limits", "",               \
+      "Maximum processes and threads of one execution (cgroup pids limit; stops fork bombs)")      \
+    X(MAX_OPEN_FILES, max_open_files, INT, "1024", 16, 1048576, CFG_F_NONE, "Resource limits", "", \
+      "Maximum open files of one execution (RLIMIT_NOFILE)")                                       \
     /* --- Storage --- */                                                                          \
     X(DATA_DIR, data_dir, STR, "./data", 0, 0, CFG_F_NONE, "Storage", "",                          \
       "Directory for the SQLite database and file bytes of the embedded store")                    \
