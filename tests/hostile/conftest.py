@@ -36,6 +36,8 @@ MARKER = "\n[Output truncated - size limit exceeded]"  # SBX_TRUNCATION_MARKER
 OUTPUT_CAP = 64 * 1024  # default stdout/stderr cap (issue 3, item 2)
 SLACK_S = 8.0  # how much longer than --timeout `kiln run` may take to return (setup, teardown)
 
+HOST_RETRIES = []  # (command, kiln's stderr) of runs retried after exit status 125
+
 STATUSES = {"ok", "error", "timeout", "oom", "output_limit", "killed"}
 
 
@@ -160,14 +162,23 @@ def run(lang, code, *, timeout=5, memory=None, args=(), mounts=(), json_out=True
         fd, rss_file = tempfile.mkstemp(prefix="hostile-rss-")
         os.close(fd)
         cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=limit,
-                              pass_fds=pass_fds, close_fds=True, env=env,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail("kiln run did not return within %.1f s (wall limit %s s): %s"
-                    % (limit, timeout, (e.stdout or b"")[:500]))
+    for attempt in range(4):
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=limit,
+                                  pass_fds=pass_fds, close_fds=True, env=env,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            pytest.fail("kiln run did not return within %.1f s (wall limit %s s): %s"
+                        % (limit, timeout, (e.stdout or b"")[:500]))
+        # 125: kiln could not build the sandbox (a host problem, not an outcome of the attack).
+        # On this shared host the sandbox library's own unit tests run concurrently and use
+        # the same cgroup names (kiln/sbx-N) and slot uids, so a run can lose its cgroup under
+        # it; such a run is retried, and reported if it keeps failing.
+        if proc.returncode != 125 or json_out and proc.stdout.strip():
+            break
+        HOST_RETRIES.append((cmd[:4], proc.stderr[-300:]))
+        time.sleep(0.5)
     elapsed = time.monotonic() - t0
     maxrss = None
     if rss_file:
@@ -296,6 +307,14 @@ def cgroup_dirs():
     return out
 
 
+def cgroup_in_use(d):
+    """True when a process lives in the cgroup d or below it."""
+    for dirpath, _, files in os.walk(d):
+        if "cgroup.procs" in files and (_read(os.path.join(dirpath, "cgroup.procs")) or "").strip():
+            return True
+    return False
+
+
 def kiln_mounts():
     out = set()
     for line in (_read("/proc/self/mountinfo") or "").splitlines():
@@ -305,8 +324,26 @@ def kiln_mounts():
     return out
 
 
+# Temporary directories of the sandbox library's own unit tests (tests/unit), not of `kiln run`:
+# reported separately, never blamed on this suite.
+FOREIGN_TEMP_PREFIXES = ("kiln-sbx-test-", "kiln-sbx-unpriv-")
+RUN_DIRS = ("/run/kiln", "/tmp/kiln-%d" % os.geteuid())  # cmd_run.c RUN_DIR_ROOT / unprivileged
+
+
 def temp_leftovers():
+    """Per-run temporary entries: anything inside the run directory's per-run areas (slot
+    roots, workspaces), and anything in /tmp, /var/tmp, /dev/shm or /run owned by a sandbox
+    uid. The run directory's skeleton (root/, slots/ with its lock files, ws/) is kiln's
+    persistent state, not a leftover. Names alone are not used: other engineers' test suites
+    (tests/e2e, tests/unit, fuzzers) create /tmp/kiln-* directories of their own on this
+    shared host."""
     out = set()
+    for rd in RUN_DIRS:
+        for sub in ("root", "ws"):
+            try:
+                out.update(os.path.join(rd, sub, n) for n in os.listdir(os.path.join(rd, sub)))
+            except OSError:
+                pass
     for top in ("/tmp", "/var/tmp", "/dev/shm", "/run"):
         try:
             names = os.listdir(top)
@@ -314,18 +351,14 @@ def temp_leftovers():
             continue
         for n in names:
             p = os.path.join(top, n)
+            if p in RUN_DIRS or n.startswith(FOREIGN_TEMP_PREFIXES):
+                continue
             try:
                 st = os.lstat(p)
             except OSError:
                 continue
-            if "kiln" in n.lower() or st.st_uid >= SANDBOX_UID_MIN:
+            if st.st_uid >= SANDBOX_UID_MIN:
                 out.add(p)
-                if os.path.isdir(p) and not os.path.islink(p):
-                    try:
-                        for m in os.listdir(p):
-                            out.add(os.path.join(p, m))
-                    except OSError:
-                        pass
     return out
 
 
@@ -362,16 +395,22 @@ def host_baseline():
     yield before
     reap_adopted()
     problems = []
-    deadline = time.monotonic() + 5.0  # other engineers' kiln runs may be in flight
-    while True:
-        leftovers = sandbox_leftovers()
-        mounts = kiln_mounts() - before["mounts"]
-        cgroups = cgroup_dirs() - before["cgroups"]
-        temp = temp_leftovers() - before["temp"]
-        if not (leftovers or mounts or cgroups or temp) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    # Other engineers run kiln on this host all the time (same run dir, same slot numbers and
+    # cgroup names), so an entry counts as left behind only if it is new since the start of
+    # this file, is present at every sample of a 6 s window, and (for cgroups) holds no
+    # process at any sample. A leak of ours stays put; a concurrent run comes and goes.
+    leftovers = sandbox_leftovers()
+    mounts = kiln_mounts() - before["mounts"]
+    cgroups = {d for d in cgroup_dirs() - before["cgroups"] if not cgroup_in_use(d)}
+    temp = temp_leftovers() - before["temp"]
+    deadline = time.monotonic() + 6.0
+    while (leftovers or mounts or cgroups or temp) and time.monotonic() < deadline:
+        time.sleep(0.25)
         reap_adopted()
+        leftovers = {p: i for p, i in sandbox_leftovers().items() if p in leftovers}
+        mounts &= kiln_mounts()
+        cgroups = {d for d in cgroups & cgroup_dirs() if not cgroup_in_use(d)}
+        temp &= temp_leftovers()
     if leftovers:
         problems.append("sandbox processes left running:\n" + _describe_procs(leftovers))
     if mounts:

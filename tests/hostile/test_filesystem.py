@@ -68,7 +68,7 @@ def test_host_paths_are_invisible(canary):
     # an empty directory of the sandbox's own (e.g. /root, /var) reveals nothing of the host
     leaks = {p: v for p, v in leaks.items() if v != "DIR []"}
     assert not leaks, "host paths visible in the sandbox: %s" % json.dumps(leaks, indent=1)
-    assert TOKEN not in r.raw
+    assert "CANARY-" + TOKEN not in r.raw
 
 
 def test_root_directory_is_the_sandbox_not_the_host():
@@ -201,16 +201,23 @@ for name, mode, dev in (("blk", 0o60600, os.makedev(8, 0)), ("chr", 0o20600, os.
         kind, what, res = ln.split()
         assert res != "OK", "%s %s succeeded" % (kind, what)
         if kind == "MKNOD":
-            assert res == "EPERM", ln
+            assert res in ("EPERM", "EACCES"), ln
 
 
 def test_mount_table_shows_no_host_paths():
-    code = "cat /proc/self/mountinfo; echo ===; cat /proc/mounts\n"
-    r = run("bash", code, timeout=5)
+    """Only the sandbox's own mounts: no host checkout, home or old root, no cgroupfs, sysfs or
+    devpts (CVE-2022-0492 needs a cgroup v1 mount)."""
+    r = run("bash", "cat /proc/self/mountinfo\n", timeout=5)
     r.expect_status("ok")
-    for bad in ("/work", SOURCE_DIR, "/root", "/home", "cgroup", "oldroot", "newroot"):
-        assert bad not in r.stdout, "%r appears in the sandbox's mount table:\n%s" % (
-            bad, r.stdout)
+    assert r.lines(), r.describe()
+    for ln in r.lines():
+        f = ln.split(" ")
+        root, point = f[3], f[4]
+        fstype = ln.split(" - ", 1)[1].split(" ")[0]
+        assert fstype not in ("cgroup", "cgroup2", "sysfs", "devpts", "debugfs", "securityfs",
+                              "bpf", "fusectl", "tracefs", "configfs"), ln
+        for bad in ("/work", SOURCE_DIR, "/root", "/home", "/oldroot", "/newroot", "/run/kiln"):
+            assert not point.startswith(bad) and not root.startswith(bad), ln
 
 
 def test_hardlinks_to_host_and_runtime_files_fail():
@@ -275,6 +282,7 @@ def test_proc_self_exe_cannot_be_opened_for_writing():
     """runc CVE-2019-5736: overwrite the binary that runs us through /proc/self/exe (or init's
     /proc/1/exe, or the interpreter)."""
     code = r"""
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -342,7 +350,8 @@ ln -s "@CANARYDIR@" canarydir
 ln -s .. up
 mkdir -p sub
 ln -s ../../../../etc/passwd sub/deep.txt
-ln normal.txt hardlink.txt 2>/dev/null || true
+printf 'pair' > pair_a.txt
+ln pair_a.txt pair_b.txt
 ls -la /mnt/data >&2
 """
 
@@ -370,7 +379,7 @@ def test_planted_symlinks_are_not_followed_by_the_supervisor(canary):
                                                 os.path.join(SOURCE_DIR, "CMakeLists.txt"))}
     for path, f in files.items():
         assert f.get("size") not in host_sizes or path == "normal.txt", (path, f)
-    assert TOKEN not in r.raw
+    assert "CANARY-" + TOKEN not in r.raw
 
 
 def test_symlink_swap_race_during_collection(canary):
@@ -402,7 +411,7 @@ print("MAIN-EXIT")
         assert "MAIN-EXIT" in r.stdout, r.describe()
         for path, f in r.files.items():
             assert f.get("size") != canary_size, "host canary reported as %s: %s" % (path, f)
-        assert TOKEN not in r.raw
+        assert "CANARY-" + TOKEN not in r.raw
 
 
 def test_collection_survives_traps(tmp_path):
