@@ -5,6 +5,8 @@ for the supervisor that collects `files` after the run (Judge0 CVE-2024-28185/28
 import json
 import os
 
+import pytest
+
 
 from conftest import SOURCE_DIR, TOKEN, run, sha
 
@@ -465,3 +467,58 @@ true
         r.describe()
     assert (sha(str(src)), sha(str(canary))) == before, "a host file changed"
     assert "data.txt" not in r.files or r.files["data.txt"].get("size") != os.path.getsize(canary)
+
+
+# --------------------------------------------------------------------------- compile time
+
+def test_c_include_of_host_files_fails_at_compile_time():
+    """#include of host secrets and of the repository: the compiler runs inside the sandbox
+    and cannot see them (compile error, status error, no content in the diagnostics)."""
+    code = '#include "/etc/shadow"\n#include "%s/CMakeLists.txt"\nint main(void){return 0;}\n' \
+        % SOURCE_DIR
+    r = run("c", code, timeout=10, limit=40)
+    r.expect_status("error")
+    assert "No such file or directory" in r.stderr or "Permission denied" in r.stderr, \
+        r.describe()
+    assert "cmake_minimum_required" not in r.raw and "root:" not in r.raw
+
+
+def test_c_include_of_dev_zero_is_bounded():
+    """#include </dev/zero> never ends: the compile step is stopped by the sandbox's limits."""
+    r = run("c", "#include </dev/zero>\nint main(void){return 0;}\n", timeout=4, memory=256,
+            limit=40)
+    r.expect_status("error", "timeout", "oom", "output_limit")
+
+
+# --------------------------------------------------------------------------- kiln's own CLI glue
+
+def test_arguments_are_not_interpreted_by_a_host_shell(tmp_path):
+    """--arg values reach the program verbatim as argv; nothing on the host runs them."""
+    marker = tmp_path / "pwned"
+    evil = ["$(touch %s)" % marker, "`touch %s`" % marker, "; touch %s" % marker,
+            "a'b\"c", "--json", "-l"]
+    r = run("py", "import sys, json\nprint(json.dumps(sys.argv[1:]))\n", timeout=5, args=evil)
+    r.expect_status("ok")
+    assert json.loads(r.stdout) == evil, r.describe()
+    assert not marker.exists(), "an argument was run by a shell on the host"
+
+
+@pytest.mark.parametrize("name", ["../../kh-escape", "/kh-escape-abs", "a/../../kh-escape",
+                                  "..", "code.py"])
+def test_mount_names_cannot_escape_the_workspace(tmp_path, name):
+    """--mount HOST:NAME with a hostile NAME: refused (usage error) or kept inside /mnt/data —
+    never written next to the workspace on the host, and never replacing the program."""
+    src = tmp_path / "in.txt"
+    src.write_text("mounted-" + TOKEN)
+    before = set(os.listdir("/run/kiln")) if os.path.isdir("/run/kiln") else set()
+    r = run("py", "import os\nprint('RAN')\n", timeout=5, mounts=["%s:%s" % (src, name)])
+    after = set(os.listdir("/run/kiln")) if os.path.isdir("/run/kiln") else set()
+    assert not any("kh-escape" in n for n in after - before), after - before
+    for top in ("/", "/run", "/tmp", str(tmp_path.parent)):
+        assert not os.path.exists(os.path.join(top, "kh-escape")), top
+        assert not os.path.exists(os.path.join(top, "kh-escape-abs")), top
+    if r.rc in (2, 125) and r.data is None:
+        return  # refused
+    assert "RAN" in r.stdout, "the program was replaced or did not run: " + r.describe()
+    for p in r.files:
+        assert ".." not in p.split("/"), p

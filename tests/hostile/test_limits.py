@@ -67,7 +67,8 @@ def test_python_fork_bomb_hits_pids_limit():
     """fork() until it fails: it must fail with EAGAIN at the pids limit, the host keeps forking,
     and kiln ends the run (status ok: the program handled the error and exited)."""
     with HostProbe() as probe:
-        r = run("py", PY_FORK_BOMB, timeout=10)
+        # 512 forks of a Python process take ~5 s on this shared 2-core host: a generous limit
+        r = run("py", PY_FORK_BOMB, timeout=30)
     assert r.stdout.startswith("LIMITED"), r.describe()
     n, err = r.stdout.split()[1:3]
     assert errname(err) == "EAGAIN", r.describe()
@@ -352,3 +353,30 @@ except OSError as e:
     r.expect_status("ok", "oom", "timeout")
     if r.status == "ok":
         assert r.stdout.startswith("LIMITED"), r.describe()
+
+
+def test_fd_exhaustion_is_bounded():
+    """Open files until EMFILE (RLIMIT_NOFILE); raising the hard limit is refused."""
+    code = r"""
+import errno, os, resource, ctypes
+n = 0
+try:
+    while n < 10**6:
+        os.open("/dev/null", os.O_RDONLY)
+        n += 1
+    print("FDS UNBOUNDED", n)
+except OSError as e:
+    print("FDS", n, errno.errorcode.get(e.errno))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard + 1, hard + 1))
+    print("RAISE OK")
+except (ValueError, OSError) as e:
+    print("RAISE DENIED")
+"""
+    r = run("py", code, timeout=10)
+    r.expect_status("ok")
+    kv = r.kv()
+    n, err = kv.get("FDS", "x x").split()
+    assert err == "EMFILE" and int(n) < 65536, r.describe()
+    assert kv.get("RAISE") == "DENIED", r.describe()

@@ -276,6 +276,9 @@ except OSError:
     pass
 open("/mnt/data/kh-a-@T@", "w").write("a")
 p = subprocess.Popen(["bash", "-c", "exec -a kh-a-@T@ sleep 30"])
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print("SHMGET", libc.shmget(0x6b686b68, 4096, 0o1666))   # IPC_CREAT | 0666
 print("UIDMAP", open("/proc/self/uid_map").read().split()[1])
 print("STARTED", time.time(), flush=True)
 time.sleep(6)
@@ -284,9 +287,12 @@ p.kill()
 """
 
 SANDBOX_B = r"""
-import os, time
+import ctypes, os, time
 print("UIDMAP", open("/proc/self/uid_map").read().split()[1])
 print("LOOKED", time.time())
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.shmget(0x6b686b68, 0, 0) != -1:
+    print("FOUND", "sysv-shm", 0x6b686b68)
 for d in ("/tmp", "/dev/shm", "/mnt/data"):
     try:
         for n in os.listdir(d):
@@ -320,6 +326,7 @@ def test_concurrent_sandboxes_do_not_see_each_other(concurrent_pair):
     assert "STARTED" in ka and "END" in ka and "LOOKED" in kb, ra.describe() + rb.describe()
     assert float(ka["STARTED"]) < float(kb["LOOKED"]) < float(ka["END"]), \
         "the two runs did not overlap"
+    assert int(ka.get("SHMGET", "-1")) >= 0, "A could not create its SysV segment: " + ra.describe()
     found = [ln for ln in rb.lines() if ln.startswith("FOUND")]
     assert not found, "sandbox B sees sandbox A's files or processes: %s" % found
     assert "kh-a-" + TOKEN in ra.files and not any(TOKEN in p for p in rb.files)
