@@ -76,9 +76,13 @@ void sbx_workspace_free(struct sbx_workspace *ws);
 
 /* Put a file at relpath (sub-directories created; no "..", no absolute path, no symlink
  * followed) with len bytes from buf, or the whole content of src_fd when buf is NULL. The file
- * belongs to the sandbox user, mode 0644, and its mtime is set to mtime (0 = now). */
+ * belongs to the sandbox user, mode 0644, and its mtime is now. */
 enum kiln_err sbx_workspace_put(struct sbx_workspace *ws, const char *relpath, const void *buf,
                                 size_t len, int src_fd, struct errbuf *eb);
+
+/* sbx_workspace_put() with the file's mtime set to mtime (seconds since the epoch; 0 = now). */
+enum kiln_err sbx_workspace_put_at(struct sbx_workspace *ws, const char *relpath, const void *buf,
+                                   size_t len, int src_fd, long long mtime, struct errbuf *eb);
 
 /* Called once per regular file found by sbx_workspace_walk(): relpath is relative to /mnt/data,
  * fd is open read-only on the file (valid during the call only), st its fstat. Return non-zero to

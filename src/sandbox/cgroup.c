@@ -1,0 +1,429 @@
+/* cgroups of the sandboxes: limits and accounting from v1 controllers (this host) or v2 ones
+ * where delegated, and the controller-less v2 tree for atomic placement (CLONE_INTO_CGROUP) and
+ * the whole-tree kill (cgroup.kill). Groups live under our own cgroup (read from
+ * /proc/self/cgroup), never at a hierarchy root, so the limits of our parent (e.g.
+ * memory:/process_api/<id>) still bind the sandboxes. No cgroupfs is ever visible inside a
+ * sandbox (CVE-2022-0492: release_agent). */
+#include "sandbox/sbx_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/xmalloc.h"
+
+#define CG_PARENT "kiln"
+
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+    char path[PATH_MAX];
+    int fd, rc = 0;
+    size_t len = strlen(val);
+
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
+        return -ENAMETOOLONG;
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (write(fd, val, len) != (ssize_t)len)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Read a small control file into buf (NUL-terminated); -errno on failure. */
+static int cg_read(const char *dir, const char *file, char *buf, size_t size)
+{
+    char path[PATH_MAX];
+    int fd;
+    ssize_t n;
+
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
+        return -ENAMETOOLONG;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    return 0;
+}
+
+static long long cg_read_ll(const char *dir, const char *file)
+{
+    char buf[64];
+    char *end;
+    long long v;
+
+    if (cg_read(dir, file, buf, sizeof buf) < 0)
+        return -1;
+    errno = 0;
+    v = strtoll(buf, &end, 10);
+    if (errno != 0 || end == buf)
+        return -1;
+    return v;
+}
+
+/* The value of "key N" in a flat keyed file (memory.events, cpu.stat, memory.oom_control). */
+static long long cg_read_key(const char *dir, const char *file, const char *key)
+{
+    char buf[2048];
+    size_t klen = strlen(key);
+    char *p;
+
+    if (cg_read(dir, file, buf, sizeof buf) < 0)
+        return -1;
+    for (p = buf; p != NULL && *p != '\0';) {
+        if (strncmp(p, key, klen) == 0 && p[klen] == ' ') {
+            char *end;
+            long long v;
+            errno = 0;
+            v = strtoll(p + klen + 1, &end, 10);
+            return errno == 0 && end != p + klen + 1 ? v : -1;
+        }
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return -1;
+}
+
+/* Is name in the comma-separated list? */
+static bool list_has(const char *list, size_t len, const char *name)
+{
+    size_t nlen = strlen(name);
+    const char *p = list, *end = list + len;
+
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t l = comma != NULL ? (size_t)(comma - p) : (size_t)(end - p);
+        if (l == nlen && memcmp(p, name, nlen) == 0)
+            return true;
+        p += l + 1;
+    }
+    return false;
+}
+
+/* Our cgroup path in the hierarchy holding ctrl ("" for the v2 line), from /proc/self/cgroup. */
+static char *own_cgroup(const char *ctrl)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[1024];
+    char *res = NULL;
+
+    if (f == NULL)
+        return NULL;
+    while (res == NULL && fgets(line, sizeof line, f) != NULL) {
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL)
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        if (ctrl[0] == '\0' ? (c2 == c1 + 1 && strncmp(line, "0:", 2) == 0)
+                            : list_has(c1 + 1, (size_t)(c2 - c1 - 1), ctrl))
+            res = xstrdup(c2 + 1);
+    }
+    fclose(f);
+    return res;
+}
+
+/* The mount point and mount root of the hierarchy holding ctrl ("" = cgroup2). */
+static bool cg_mount(const char *ctrl, char *mnt, size_t msize, char *root, size_t rsize)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[2048];
+    bool found = false;
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        char *f4, *f5, *sep, *fstype, *src, *opts;
+        char *save = NULL;
+        char *tok = strtok_r(line, " ", &save);
+        int i;
+        for (i = 0; tok != NULL && i < 3; i++)
+            tok = strtok_r(NULL, " ", &save);
+        f4 = tok;
+        f5 = strtok_r(NULL, " ", &save);
+        sep = strstr(f5 != NULL ? f5 + strlen(f5) + 1 : "", " - ");
+        if (f4 == NULL || f5 == NULL || sep == NULL)
+            continue;
+        fstype = strtok_r(sep + 3, " ", &save);
+        src = strtok_r(NULL, " ", &save);
+        opts = strtok_r(NULL, " \n", &save);
+        if (fstype == NULL || src == NULL || opts == NULL)
+            continue;
+        if (ctrl[0] == '\0' ? strcmp(fstype, "cgroup2") == 0
+                            : strcmp(fstype, "cgroup") == 0 && list_has(opts, strlen(opts), ctrl)) {
+            found = snprintf(mnt, msize, "%s", f5) < (int)msize &&
+                    snprintf(root, rsize, "%s", f4) < (int)rsize;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* <mount>/<own path relative to the mount root>/kiln, created if missing. */
+static char *cg_parent(const char *ctrl, bool *made)
+{
+    char mnt[PATH_MAX], root[PATH_MAX];
+    char *own = own_cgroup(ctrl);
+    const char *rel;
+    char *dir = NULL;
+
+    *made = false;
+    if (own == NULL || !cg_mount(ctrl, mnt, sizeof mnt, root, sizeof root))
+        goto out;
+    rel = own;
+    if (strcmp(root, "/") != 0) {
+        size_t rl = strlen(root);
+        if (strncmp(own, root, rl) != 0)
+            goto out; /* we live outside the visible part of the hierarchy */
+        rel = own + rl;
+    }
+    while (*rel == '/')
+        rel++;
+    dir = xasprintf("%s%s%s/" CG_PARENT, mnt, rel[0] != '\0' ? "/" : "", rel);
+    if (mkdir(dir, 0755) == 0) {
+        *made = true;
+    } else if (errno != EEXIST) {
+        free(dir);
+        dir = NULL;
+    }
+out:
+    free(own);
+    return dir;
+}
+
+enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb)
+{
+    char ctrls[256];
+    (void)eb;
+
+    memset(cg, 0, sizeof *cg);
+    cg->v1_memory = cg_parent("memory", &cg->made_v1_memory);
+    cg->v1_pids = cg_parent("pids", &cg->made_v1_pids);
+    cg->v1_cpuacct = cg_parent("cpuacct", &cg->made_v1_cpuacct);
+    cg->v2 = cg_parent("", &cg->made_v2);
+    if (cg->v1_memory != NULL) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/memory.memsw.limit_in_bytes", cg->v1_memory);
+        cg->v1_memsw = access(path, F_OK) == 0;
+    }
+    /* v2 with controllers: usable when our own cgroup delegates them to our "kiln" child (a
+     * systemd Delegate=yes unit, or the root cgroup). "kiln" holds no process, so enabling them
+     * for its children does not break the no-internal-process rule. */
+    if (cg->v2 != NULL && cg_read(cg->v2, "cgroup.controllers", ctrls, sizeof ctrls) == 0) {
+        size_t n = strcspn(ctrls, "\n");
+        for (char *p = ctrls; p < ctrls + n; p++)
+            if (*p == ' ')
+                *p = ',';
+        if (cg->v1_memory == NULL && list_has(ctrls, n, "memory"))
+            cg->v2_memory = cg_write(cg->v2, "cgroup.subtree_control", "+memory") == 0;
+        if (cg->v1_pids == NULL && list_has(ctrls, n, "pids"))
+            cg->v2_pids = cg_write(cg->v2, "cgroup.subtree_control", "+pids") == 0;
+    }
+    return KILN_OK;
+}
+
+void sbx_cg_host_free(struct sbx_cg_host *cg)
+{
+    /* rmdir fails with EBUSY while another process's sandboxes still use a shared parent: then it
+     * stays, and the last one out removes it. */
+    if (cg->v1_memory != NULL && cg->made_v1_memory)
+        rmdir(cg->v1_memory);
+    if (cg->v1_pids != NULL && cg->made_v1_pids)
+        rmdir(cg->v1_pids);
+    if (cg->v1_cpuacct != NULL && cg->made_v1_cpuacct)
+        rmdir(cg->v1_cpuacct);
+    if (cg->v2 != NULL && cg->made_v2)
+        rmdir(cg->v2);
+    free(cg->v1_memory);
+    free(cg->v1_pids);
+    free(cg->v1_cpuacct);
+    free(cg->v2);
+    memset(cg, 0, sizeof *cg);
+}
+
+/* rmdir a group, waiting (up to ~1 s) for the kernel to finish tearing down dead members. */
+static void cg_rmdir(const char *dir)
+{
+    struct timespec ts = {0, 1000000};
+
+    for (int i = 0; i < 1000; i++) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return;
+        if (errno != EBUSY)
+            return;
+        if (i == 0)
+            cg_write(dir, "cgroup.kill", "1");
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* mkdir <parent>/sbx-<slot>; a leftover of a crashed run with the same slot is removed first
+ * (the slot lock proves nobody else owns it). */
+static char *cg_mkgroup(const char *parent, unsigned slot, struct errbuf *eb)
+{
+    char *dir = xasprintf("%s/sbx-%u", parent, slot);
+
+    if (mkdir(dir, 0755) == 0)
+        return dir;
+    if (errno == EEXIST) {
+        cg_rmdir(dir);
+        if (mkdir(dir, 0755) == 0)
+            return dir;
+    }
+    errbuf_set(eb, KILN_ERR_IO, "cannot create cgroup %s: %s", dir, strerror(errno));
+    free(dir);
+    return NULL;
+}
+
+enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned slot,
+                            const struct sbx_limits *lim, struct sbx_cg_run *run, struct errbuf *eb)
+{
+    char val[32];
+    long long mem = lim->memory_mb * 1024 * 1024;
+    int rc;
+
+    memset(run, 0, sizeof *run);
+    run->v2_fd = -1;
+    snprintf(val, sizeof val, "%lld", mem);
+    if (cg->v1_memory != NULL) {
+        run->memory = cg_mkgroup(cg->v1_memory, slot, eb);
+        if (run->memory == NULL)
+            goto fail;
+        /* isolate 1.x order: memsw must never be below limit, so set limit first. */
+        rc = cg_write(run->memory, "memory.limit_in_bytes", val);
+        if (rc == 0 && cg->v1_memsw)
+            rc = cg_write(run->memory, "memory.memsw.limit_in_bytes", val);
+        if (rc < 0) {
+            errbuf_set(eb, KILN_ERR_IO, "cannot set memory limit: %s", strerror(-rc));
+            goto fail;
+        }
+    }
+    if (cg->v1_pids != NULL) {
+        char pids[32];
+        run->pids = cg_mkgroup(cg->v1_pids, slot, eb);
+        if (run->pids == NULL)
+            goto fail;
+        /* +1: init, our PID 1, is not the program's. */
+        snprintf(pids, sizeof pids, "%lld", lim->pids + 1);
+        rc = cg_write(run->pids, "pids.max", pids);
+        if (rc < 0) {
+            errbuf_set(eb, KILN_ERR_IO, "cannot set pids.max: %s", strerror(-rc));
+            goto fail;
+        }
+    }
+    if (cg->v1_cpuacct != NULL) {
+        run->cpuacct = cg_mkgroup(cg->v1_cpuacct, slot, eb);
+        if (run->cpuacct == NULL)
+            goto fail;
+    }
+    if (cg->v2 != NULL) {
+        run->v2 = cg_mkgroup(cg->v2, slot, eb);
+        if (run->v2 == NULL)
+            goto fail;
+        rc = 0;
+        if (cg->v2_memory) {
+            run->mem_from_v2 = true;
+            rc = cg_write(run->v2, "memory.max", val);
+            if (rc == 0)
+                cg_write(run->v2, "memory.swap.max", "0");
+            if (rc == 0)
+                rc = cg_write(run->v2, "memory.oom.group", "1");
+        }
+        if (rc == 0 && cg->v2_pids) {
+            char pids[32];
+            snprintf(pids, sizeof pids, "%lld", lim->pids + 1);
+            rc = cg_write(run->v2, "pids.max", pids);
+        }
+        if (rc < 0) {
+            errbuf_set(eb, KILN_ERR_IO, "cannot set v2 limits: %s", strerror(-rc));
+            goto fail;
+        }
+        run->v2_fd = open(run->v2, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (run->v2_fd < 0) {
+            errbuf_set(eb, KILN_ERR_IO, "cannot open %s: %s", run->v2, strerror(errno));
+            goto fail;
+        }
+    }
+    return KILN_OK;
+fail:
+    sbx_cg_destroy(run);
+    return KILN_ERR_IO;
+}
+
+enum kiln_err sbx_cg_attach(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb)
+{
+    const char *v1[] = {run->memory, run->pids, run->cpuacct};
+    char val[32];
+
+    /* The child is blocked on the sync pipe and not reaped, so pid cannot have been recycled
+     * (the TOCTOU isolate 1.x and nsjail also avoid this way). */
+    snprintf(val, sizeof val, "%d", (int)pid);
+    for (size_t i = 0; i < sizeof v1 / sizeof v1[0]; i++) {
+        int rc;
+        if (v1[i] == NULL)
+            continue;
+        rc = cg_write(v1[i], "cgroup.procs", val);
+        if (rc < 0)
+            return errbuf_set(eb, KILN_ERR_IO, "cannot attach to %s: %s", v1[i], strerror(-rc));
+    }
+    return KILN_OK;
+}
+
+bool sbx_cg_kill(const struct sbx_cg_run *run)
+{
+    return run->v2 != NULL && cg_write(run->v2, "cgroup.kill", "1") == 0;
+}
+
+long long sbx_cg_cpu_ns(const struct sbx_cg_run *run)
+{
+    long long us;
+
+    if (run->cpuacct != NULL)
+        return cg_read_ll(run->cpuacct, "cpuacct.usage");
+    if (run->v2 != NULL) {
+        us = cg_read_key(run->v2, "cpu.stat", "usage_usec");
+        return us < 0 ? -1 : us * 1000;
+    }
+    return -1;
+}
+
+void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *oom_kills)
+{
+    long long peak = -1, ooms = -1;
+
+    if (run->memory != NULL) {
+        peak = cg_read_ll(run->memory, "memory.max_usage_in_bytes");
+        ooms = cg_read_key(run->memory, "memory.oom_control", "oom_kill");
+    } else if (run->mem_from_v2) {
+        peak = cg_read_ll(run->v2, "memory.peak");
+        ooms = cg_read_key(run->v2, "memory.events", "oom_kill");
+    }
+    *peak_kb = peak < 0 ? -1 : peak / 1024;
+    *oom_kills = ooms;
+}
+
+void sbx_cg_destroy(struct sbx_cg_run *run)
+{
+    char *dirs[] = {run->v2, run->memory, run->pids, run->cpuacct};
+
+    if (run->v2_fd >= 0)
+        close(run->v2_fd);
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (dirs[i] != NULL)
+            cg_rmdir(dirs[i]);
+        free(dirs[i]);
+    }
+    memset(run, 0, sizeof *run);
+    run->v2_fd = -1;
+}

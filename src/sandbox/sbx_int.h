@@ -1,0 +1,201 @@
+/* Internals of the sandbox library shared by its files: the context, the per-run plan handed to
+ * the cloned child, the cgroup set of one run, and the helpers each concept file exports.
+ *
+ * Two worlds meet here. The supervisor side (ctx.c, sandbox.c, cgroup.c, seccomp.c, slots.c,
+ * workspace.c) may allocate and use stdio. The child side (child.c, mounts.c, caps.c,
+ * landlock.c) runs between clone and execve in a copy of a possibly multithreaded process: it
+ * may only use raw system calls and stack memory, never malloc, stdio or glibc functions that
+ * take locks or broadcast to threads (setresuid and setgroups do, so they are raw syscalls). */
+#ifndef KILN_SANDBOX_SBX_INT_H
+#define KILN_SANDBOX_SBX_INT_H
+
+#include <limits.h>
+#include <linux/filter.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sandbox/sandbox.h"
+
+/* The sandbox user inside every sandbox (the API promises uid 1000). */
+#define SBX_INNER_UID 1000u
+#define SBX_INNER_GID 1000u
+
+/* Library defaults for sbx_limits fields left at 0. */
+#define SBX_DEF_WALL_MS      30000LL
+#define SBX_DEF_MEMORY_MB    512LL
+#define SBX_DEF_PIDS         128LL
+#define SBX_DEF_OPEN_FILES   256LL
+#define SBX_DEF_FILE_SIZE_MB 64LL
+#define SBX_DEF_DATA_MB      256LL
+#define SBX_DEF_TMP_MB       256LL
+#define SBX_DEF_STREAM_MAX   (64u * 1024u)
+
+/* Period of the CPU-time check against the cgroup counter (isolate's 100 ms). */
+#define SBX_TICK_MS 100
+
+/* A host path the child may need, precomputed so that the child only copies bytes. */
+#define SBX_PATH_MAX 512
+
+/* One entry of the new root: a read-only bind of a host dir/file, or a copy of a host symlink. */
+enum sbx_bind_kind {
+    SBX_BIND_DIR,
+    SBX_BIND_FILE,
+    SBX_BIND_SYMLINK,
+};
+
+struct sbx_bind {
+    enum sbx_bind_kind kind;
+    char path[SBX_PATH_MAX];   /* the same absolute path on the host and inside */
+    char target[SBX_PATH_MAX]; /* SBX_BIND_SYMLINK: the link's text */
+};
+
+/* The cgroup layout of the host, found once by sbx_cg_detect(). Each controller we use lives in
+ * one v1 hierarchy or in the v2 tree; a NULL path means "not available". The parents are
+ * <hierarchy>/<our own cgroup>/kiln, created by us. */
+struct sbx_cg_host {
+    char *v1_memory, *v1_pids, *v1_cpuacct; /* parent dirs in the v1 hierarchies */
+    char *v2;                               /* parent dir in the v2 tree */
+    bool v2_memory, v2_pids;                /* the controller is enabled for our v2 children */
+    bool v1_memsw;                          /* memory.memsw.* exists (swap accounting) */
+    bool made_v1_memory, made_v1_pids, made_v1_cpuacct, made_v2; /* we created the parent */
+};
+
+/* The cgroups of one run (all paths NULL when the host has none usable). */
+struct sbx_cg_run {
+    char *memory, *pids, *cpuacct, *v2;
+    int v2_fd;        /* O_PATH|O_DIRECTORY of the v2 group for CLONE_INTO_CGROUP, or -1 */
+    bool mem_from_v2; /* memory accounting is read from the v2 group */
+};
+
+struct sbx_ctx {
+    char *run_dir;
+    char *root_dir;  /* <run_dir>/root: the mount point of every sandbox's new root */
+    char *ws_dir;    /* <run_dir>/ws: workspaces */
+    char *slots_dir; /* <run_dir>/slots: one lock file per uid slot */
+    unsigned uid_base, slots;
+    struct sbx_limits defaults;
+    bool root;                   /* euid 0: per-slot uids, cgroups, tmpfs workspaces */
+    unsigned host_uid, host_gid; /* unprivileged mode: what uid 1000 maps to */
+    atomic_uint next_slot;       /* where the next slot search starts (spreads lock contention) */
+    struct sbx_cg_host cg;
+    struct sock_filter *bpf; /* precompiled seccomp program */
+    unsigned short bpf_len;
+    int landlock_abi; /* 0 = unavailable */
+    int cap_last;
+    struct sbx_bind *binds; /* top-level runtime entries and the /etc subset, host-checked */
+    size_t nbinds;
+    char etc_passwd[256], etc_group[128], etc_hosts[128], etc_nsswitch[128];
+};
+
+/* A uid slot, held by a lock on <run_dir>/slots/<n>.lock for as long as lock_fd is open. */
+struct sbx_slot {
+    unsigned n;
+    unsigned uid, gid; /* host ids the sandbox user maps to */
+    int lock_fd;       /* -1 in unprivileged mode (one shared uid, nothing to lock) */
+};
+
+struct sbx_workspace {
+    struct sbx_ctx *ctx;
+    char *path;   /* host path */
+    int dirfd;    /* O_DIRECTORY fd of the workspace root, the anchor of every openat2 */
+    bool mounted; /* a tmpfs of ours is mounted at path */
+    struct sbx_slot slot;
+};
+
+/* Everything the child needs, computed by the supervisor before clone. Read-only in the child. */
+struct sbx_plan {
+    const struct sbx_ctx *ctx;
+    const struct sbx_job *job;
+    const char *ws_path; /* NULL: a fresh tmpfs at /mnt/data */
+    char tmp_opts[64], shm_opts[64], data_opts[64];
+    int sync_r;   /* the child blocks on this until maps and cgroups are in place */
+    int report_w; /* records from init to the supervisor */
+    int out_w, err_w;
+    int stdin_fd; /* memfd with the job's stdin, or -1 */
+    long long file_size_bytes, open_files, nproc, cpu_s, data_bytes;
+};
+
+/* Records init writes on the report pipe (each write is atomic: far below PIPE_BUF). */
+enum sbx_rec_kind {
+    SBX_REC_SETUP_FAIL = 1, /* stage = enum sbx_stage, err = errno */
+    SBX_REC_EXEC_FAIL,      /* step, err = errno of execve */
+    SBX_REC_STEP_DONE,      /* step, status = wait status */
+};
+
+struct sbx_rec {
+    int32_t kind, step, stage, status, err;
+};
+
+/* Setup stages, named in error messages (sbx_stage_name()). */
+enum sbx_stage {
+    SBX_ST_SYNC,
+    SBX_ST_IDS,
+    SBX_ST_CGROUPNS,
+    SBX_ST_PRIVATE,
+    SBX_ST_ROOT_TMPFS,
+    SBX_ST_BIND,
+    SBX_ST_ETC,
+    SBX_ST_PROC,
+    SBX_ST_DEV,
+    SBX_ST_TMP,
+    SBX_ST_DATA,
+    SBX_ST_PIVOT,
+    SBX_ST_NET,
+    SBX_ST_CAPS,
+    SBX_ST_NNP,
+    SBX_ST_LANDLOCK,
+    SBX_ST_FORK,
+    SBX_ST_STDIO,
+    SBX_ST_RLIMIT,
+    SBX_ST_SECCOMP,
+    SBX_ST__COUNT
+};
+
+const char *sbx_stage_name(int stage);
+
+/* ctx.c */
+enum kiln_err sbx_limits_resolve(const struct sbx_ctx *ctx, const struct sbx_limits *in,
+                                 struct sbx_limits *out);
+
+/* slots.c: take a free slot (KILN_ERR_UNAVAILABLE when all are busy); release it. */
+enum kiln_err sbx_slot_acquire(struct sbx_ctx *ctx, struct sbx_slot *out, struct errbuf *eb);
+void sbx_slot_release(struct sbx_slot *slot);
+
+/* cgroup.c */
+enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb);
+void sbx_cg_host_free(struct sbx_cg_host *cg);
+enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned slot,
+                            const struct sbx_limits *lim, struct sbx_cg_run *run,
+                            struct errbuf *eb);
+enum kiln_err sbx_cg_attach(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb);
+bool sbx_cg_kill(const struct sbx_cg_run *run);
+long long sbx_cg_cpu_ns(const struct sbx_cg_run *run); /* -1 when unknown */
+void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *oom_kills);
+void sbx_cg_destroy(struct sbx_cg_run *run);
+
+/* seccomp.c: compile the filter once into ctx->bpf. */
+enum kiln_err sbx_seccomp_build(struct sbx_ctx *ctx, struct errbuf *eb);
+
+/* landlock.c */
+int sbx_landlock_abi(void);
+int sbx_landlock_apply(int abi); /* child side; 0 or -errno */
+
+/* caps.c: child side; 0 or -errno */
+int sbx_caps_drop_all(int cap_last);
+
+/* mounts.c: child side; build the new root and pivot into it. 0, or -errno with *stage set. */
+int sbx_mounts_build(const struct sbx_plan *plan, int *stage);
+
+/* child.c: the body of init; never returns. */
+void sbx_child_init(const struct sbx_plan *plan) __attribute__((noreturn));
+
+/* Async-signal-safe helpers (child.c). */
+size_t sbx_strlcpy(char *dst, const char *src, size_t size);
+bool sbx_path_join(char *dst, size_t size, const char *a, const char *b);
+
+/* workspace.c: switch the calling thread's fsuid/fsgid (host-side I/O as the sandbox user). */
+void sbx_fsid_enter(const struct sbx_workspace *ws, unsigned *old_uid, unsigned *old_gid);
+void sbx_fsid_leave(unsigned old_uid, unsigned old_gid);
+
+#endif
