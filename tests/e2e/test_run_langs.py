@@ -180,6 +180,15 @@ def test_r_writes_a_png_with_cairo(kiln_bin):
     assert png and png[0]["size"] > 100
 
 
+def test_java_heap_exhaustion_is_an_outofmemoryerror_not_a_kill(kiln_bin):
+    code = ("public class Code { public static void main(String[] a) {\n"
+            "  java.util.List<long[]> l = new java.util.ArrayList<>();\n"
+            "  while (true) l.add(new long[1 << 17]);\n} }\n")
+    _, res = run_json("java", code, "--memory", "256")
+    assert res["status"] == "error", res
+    assert "java.lang.OutOfMemoryError" in res["stderr"]
+
+
 def test_runtime_error_is_status_error(kiln_bin):
     r, res = run_json("py", "raise ValueError('boom')")
     assert res["status"] == "error" and res["exit_code"] == 1
