@@ -522,3 +522,28 @@ def test_mount_names_cannot_escape_the_workspace(tmp_path, name):
     assert "RAN" in r.stdout, "the program was replaced or did not run: " + r.describe()
     for p in r.files:
         assert ".." not in p.split("/"), p
+
+
+def test_hostile_file_names_keep_the_result_valid():
+    """File names with newlines, quotes, backslashes, control characters, invalid UTF-8 and
+    255 bytes: the result stays one valid UTF-8 JSON object, and no reported path escapes
+    /mnt/data."""
+    code = r"""
+import os
+os.chdir(b"/mnt/data")
+names = [b"new\nline", b'quo"te', b"back\\slash", b"ctl\x01\x1b[2J", b"bad\xff\xfeutf8",
+         b"x" * 255, b"-rf", b"..." , b" lead", b"\xe2\x80\xaeright-to-left"]
+for n in names:
+    with open(n, "wb") as f:
+        f.write(b"data")
+os.makedirs(b"d\n/e\"", exist_ok=True)
+open(b"d\n/e\"/f\xff", "wb").write(b"x")
+print("MADE", len(names) + 1)
+"""
+    r = run("py", code, timeout=5)
+    assert r.data is not None, "not valid JSON: %s %r" % (r.json_error, r.raw[:300])
+    assert r.utf8_valid, "kiln printed invalid UTF-8"
+    assert "MADE" in r.stdout, r.describe()
+    for p in r.files:
+        assert ".." not in p.split("/") and not p.startswith("/"), p
+    assert any(p.startswith("x" * 100) for p in r.files), "the plain long name was dropped"

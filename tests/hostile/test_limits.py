@@ -109,6 +109,8 @@ int main(void) {
     with HostProbe() as probe:
         r = run("c", code, timeout=4, limit=30)
     r.expect_status("timeout", "ok", "error")
+    # C gets a 1.5x wall multiplier (src/lang): 6 s, plus 3 s to kill a full pids cgroup
+    assert r.data.get("wall_time_ms", 0) <= 4 * 1500 + 3000, r.describe()
     assert not probe.fork_failures, probe.fork_failures
     assert probe.worst_fork_s < 5, "host fork took %.1f s during the bomb" % probe.worst_fork_s
     assert probe.max_procs < 5000, "bomb reached %d host processes" % probe.max_procs
@@ -380,3 +382,30 @@ except (ValueError, OSError) as e:
     n, err = kv.get("FDS", "x x").split()
     assert err == "EMFILE" and int(n) < 65536, r.describe()
     assert kv.get("RAISE") == "DENIED", r.describe()
+
+
+@pytest.mark.parametrize("where", ["/mnt/data", "/tmp"])
+def test_size_cap_holds_across_many_files(where):
+    """RLIMIT_FSIZE bounds one file; the tmpfs size must bound them all: 16 MiB files until
+    the filesystem is full (ENOSPC), or the memory cgroup stops it (tmpfs pages are charged)."""
+    code = r"""
+import errno, os, sys
+total, err, i = 0, None, 0
+chunk = b"\x01" * (1 << 20)
+try:
+    while total < (8 << 30):
+        with open("@W@/many_%d.bin" % i, "wb") as f:
+            for _ in range(16):
+                total += f.write(chunk)
+        i += 1
+except OSError as e:
+    err = errno.errorcode.get(e.errno)
+print("TOTAL", total, err)
+""".replace("@W@", where)
+    r = run("py", code, timeout=20)
+    if r.status == "oom":
+        return
+    words = r.stdout.split()
+    assert len(words) == 3 and words[0] == "TOTAL", r.describe()
+    assert words[2] in ("ENOSPC", "EDQUOT"), r.describe()
+    assert int(words[1]) <= 1 << 30, "%s bytes written into %s" % (words[1], where)
