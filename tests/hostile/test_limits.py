@@ -173,33 +173,6 @@ int main(void) {
     assert "NOT-KILLED" not in r.stdout
 
 
-def test_memory_bomb_in_child_processes_is_oom():
-    """Memory spread over several processes counts against one limit for the whole sandbox:
-    4 x 30 MiB cannot all live under 64 MiB, so the memory cgroup kills, and the result says
-    so (status oom) even though the parent itself exits 0."""
-    code = r"""
-import os, time
-kids = []
-for k in range(4):
-    pid = os.fork()
-    if pid == 0:
-        b = [b"\x02" * (1 << 20) for _ in range(30)]   # 30 MiB each, 120 MiB in all
-        time.sleep(3)
-        os._exit(0)
-    kids.append(pid)
-for p in kids:
-    _, st = os.waitpid(p, 0)
-    print("CHILD", os.WIFSIGNALED(st) and os.WTERMSIG(st) or 0)
-"""
-    r = run("py", code, timeout=15, memory=64)
-    if r.status != "oom":
-        killed = [ln for ln in r.lines() if ln.startswith("CHILD ") and ln != "CHILD 0"]
-        assert killed, "4 x 30 MiB lived under a 64 MiB limit\n" + r.describe()
-    peak = r.data.get("memory_peak_kb")
-    assert isinstance(peak, int) and peak <= 64 * 1024 * 5 // 4, peak
-    r.expect_status("oom")
-
-
 # --------------------------------------------------------------------------- time
 
 def test_busy_loop_hits_wall_timeout():
@@ -409,3 +382,32 @@ print("TOTAL", total, err)
     assert len(words) == 3 and words[0] == "TOTAL", r.describe()
     assert words[2] in ("ENOSPC", "EDQUOT"), r.describe()
     assert int(words[1]) <= 1 << 30, "%s bytes written into %s" % (words[1], where)
+
+
+# Last in the file on purpose: ctest runs pytest with -x, and a reporting defect here must not
+# hide the resource-limit tests above it.
+def test_memory_bomb_in_child_processes_is_oom():
+    """Memory spread over several processes counts against one limit for the whole sandbox:
+    4 x 30 MiB cannot all live under 64 MiB, so the memory cgroup kills, and the result says
+    so (status oom) even though the parent itself exits 0."""
+    code = r"""
+import os, time
+kids = []
+for k in range(4):
+    pid = os.fork()
+    if pid == 0:
+        b = [b"\x02" * (1 << 20) for _ in range(30)]   # 30 MiB each, 120 MiB in all
+        time.sleep(3)
+        os._exit(0)
+    kids.append(pid)
+for p in kids:
+    _, st = os.waitpid(p, 0)
+    print("CHILD", os.WIFSIGNALED(st) and os.WTERMSIG(st) or 0)
+"""
+    r = run("py", code, timeout=15, memory=64)
+    if r.status != "oom":
+        killed = [ln for ln in r.lines() if ln.startswith("CHILD ") and ln != "CHILD 0"]
+        assert killed, "4 x 30 MiB lived under a 64 MiB limit\n" + r.describe()
+    peak = r.data.get("memory_peak_kb")
+    assert isinstance(peak, int) and peak <= 64 * 1024 * 5 // 4, peak
+    r.expect_status("oom")
