@@ -8,10 +8,11 @@ Post-conditions enforced for every test (autouse fixtures):
     descendants of this pytest process (pytest makes itself a child subreaper, so anything a
     sandbox leaves behind is re-parented here, whatever other engineers run on the host), and no
     process anywhere on the host whose command line carries this session's token;
-  * after the whole file (session): no new mount mentioning kiln in /proc/self/mountinfo, no new
-    cgroup directory mentioning kiln under /sys/fs/cgroup/*/ (v1 hierarchies and the unified v2
-    tree), no new temporary directory (kiln-named or owned by a sandbox uid) in /tmp, /var/tmp,
-    /dev/shm or /run, and /etc/passwd and /etc/shadow unchanged.
+  * after the whole file (session): no new mount under kiln's run directory in
+    /proc/self/mountinfo, no new cgroup directory under <own cgroup>/kiln in any hierarchy
+    (/sys/fs/cgroup/<v1 controller>/… and /sys/fs/cgroup/unified/…), nothing left in the run
+    directory's per-run areas, no file owned by a sandbox uid in /tmp, /var/tmp, /dev/shm or
+    /run, and /etc/passwd and /etc/shadow unchanged.
 """
 import ctypes
 import errno
@@ -291,19 +292,29 @@ def reap_adopted():
             return
 
 
+def own_cgroup_roots():
+    """The directories where kiln (our child) creates its cgroups: <hierarchy>/<our own
+    cgroup>/kiln for each hierarchy of /proc/self/cgroup (sandbox.md §5.1 A4). Other
+    sessions on this host live in other memory cgroups; their kiln groups are not ours."""
+    roots = set()
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        hid, ctrls, path = line.split(":", 2)
+        names = ["unified"] if hid == "0" else \
+            [ctrls.replace("name=", "")] + ctrls.replace("name=", "").split(",")
+        for n in names:
+            d = os.path.join("/sys/fs/cgroup", n)
+            if os.path.isdir(d):
+                roots.add(os.path.normpath(d + path))
+                break
+    return roots
+
+
 def cgroup_dirs():
+    """Every directory at or below <own cgroup>/kiln in every hierarchy."""
     out = set()
-    base = "/sys/fs/cgroup"
-    try:
-        roots = [os.path.join(base, d) for d in os.listdir(base)]
-    except OSError:
-        return out
-    for r in roots:
-        for dirpath, dirnames, _ in os.walk(r):
-            if dirpath[len(base):].count("/") > 8:
-                dirnames[:] = []
-            if "kiln" in dirpath[len(r):].lower():
-                out.add(dirpath)
+    for r in own_cgroup_roots():
+        for dirpath, dirnames, _ in os.walk(os.path.join(r, "kiln")):
+            out.add(dirpath)
     return out
 
 
@@ -316,10 +327,12 @@ def cgroup_in_use(d):
 
 
 def kiln_mounts():
+    """Mounts under kiln's run directories (workspaces, slot roots). Other suites use their own
+    run directories (e.g. the unit tests' /tmp/kiln-sbx-test-*), not ours."""
     out = set()
     for line in (_read("/proc/self/mountinfo") or "").splitlines():
         f = line.split(" ")
-        if "kiln" in line.lower():
+        if any(f[4] == rd or f[4].startswith(rd + "/") for rd in RUN_DIRS):
             out.add(" ".join(f[3:5]) + " " + line.split(" - ", 1)[-1])
     return out
 
