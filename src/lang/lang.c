@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "lang/lang.h"
@@ -43,7 +44,9 @@ static const char *const lang_env_base[] = {
     "if(d.length)process.exit(1);fs.writeFileSync(out,r.outputText);"
 
 /* The JVM: the serial collector keeps the thread count (and so the pids budget) low; C1 only
- * for javac, which runs for a second and never reaches C2 anyway. */
+ * for javac, which runs for a second and never reaches C2 anyway. The program's heap is half the
+ * sandbox's memory (the rest: metaspace, code cache, tmpfs files), so that a big allocation is a
+ * java.lang.OutOfMemoryError the program can see, not a kill. */
 #define LANG_JAVA_HOME "/usr/lib/jvm/default-java"
 
 static const struct lang lang_table[] = {
@@ -62,14 +65,16 @@ static const struct lang lang_table[] = {
     {"go", "Go", "main.go", LANG_V("/usr/lib/go/bin/go", "build", "-o", "/tmp/main", "main.go"),
      LANG_V("/tmp/main"), 1.5,
      /* offline and GOPATH mode: no module download is ever attempted, no go.mod needed; the
-      * build cache is per sandbox (the standard library comes precompiled with Go 1.19) */
-     LANG_V("GOCACHE=/tmp/go-cache", "GOPATH=/tmp/go", "GOPROXY=off", "GO111MODULE=off"),
+      * build cache is per sandbox (the standard library comes precompiled with Go 1.19); the GC
+      * works harder near the memory limit instead of running into it */
+     LANG_V("GOCACHE=/tmp/go-cache", "GOPATH=/tmp/go", "GOPROXY=off", "GO111MODULE=off",
+            "GOMEMLIMIT=" LANG_MEM_TOKEN "MiB"),
      LANG_WARM_NONE},
     {"java", "Java", "Code.java",
      LANG_V(LANG_JAVA_HOME "/bin/javac", "-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1",
             "-J-Xshare:auto", "-encoding", "UTF-8", "-d", "/tmp/java", "Code.java"),
-     LANG_V(LANG_JAVA_HOME "/bin/java", "-XX:+UseSerialGC", "-Xshare:auto", "-cp", "/tmp/java",
-            "Code"),
+     LANG_V(LANG_JAVA_HOME "/bin/java", "-XX:+UseSerialGC", "-XX:MaxRAM=" LANG_MEM_TOKEN "m",
+            "-XX:MaxRAMPercentage=50", "-Xshare:auto", "-cp", "/tmp/java", "Code"),
      2.0, NULL, LANG_WARM_NONE},
     {"c", "C", "code.c", LANG_V("/usr/bin/gcc", "-o", "/tmp/code", "code.c", "-lm"),
      LANG_V("/tmp/code"), 1.5, NULL, LANG_WARM_NONE},
@@ -145,12 +150,38 @@ static long long lang_scale_ms(long long ms, double m)
     return (long long)v;
 }
 
+/* s with LANG_MEM_TOKEN replaced by mem_mb; the copy is recorded in lj->owned. NULL when s holds
+ * the token but the limit is unknown: the caller leaves the element out. */
+static const char *lang_expand(struct lang_job *lj, const char *s, long long mem_mb)
+{
+    const char *tok = strstr(s, LANG_MEM_TOKEN);
+    if (tok == NULL)
+        return s;
+    if (mem_mb <= 0)
+        return NULL;
+    char *x = xasprintf("%.*s%lld%s", (int)(tok - s), s, mem_mb, tok + strlen(LANG_MEM_TOKEN));
+    lj->owned[lj->nowned++] = x;
+    return x;
+}
+
+/* Append the expanded elements of v to dst (which has room for them) from index *n. */
+static void lang_append(struct lang_job *lj, const char **dst, size_t *n, const char *const *v,
+                        long long mem_mb)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        const char *x = lang_expand(lj, v[i], mem_mb);
+        if (x != NULL)
+            dst[(*n)++] = x;
+    }
+}
+
 enum kiln_err lang_job_new(const struct lang *l, const char *code, size_t code_len,
                            const char *const *args, size_t nargs, const struct sbx_limits *limits,
                            struct sbx_workspace *ws, struct lang_job **out, struct errbuf *eb)
 {
     enum kiln_err rc;
     struct lang_job *lj = NULL;
+    size_t n;
 
     if (l == NULL || ws == NULL || limits == NULL || (code == NULL && code_len > 0) ||
         (args == NULL && nargs > 0))
@@ -161,26 +192,33 @@ enum kiln_err lang_job_new(const struct lang *l, const char *code, size_t code_l
     if (rc)
         return rc;
 
-    lj = xcalloc(1, sizeof *lj);
-
-    size_t nrun = lang_vec_len(l->run);
-    lj->run_argv = xcalloc(nrun + nargs + 1, sizeof *lj->run_argv);
-    for (size_t i = 0; i < nrun; i++)
-        lj->run_argv[i] = l->run[i];
-    for (size_t i = 0; i < nargs; i++)
-        lj->run_argv[nrun + i] = args[i];
-
+    size_t ncompile = lang_vec_len(l->compile), nrun = lang_vec_len(l->run);
     size_t nbase = lang_vec_len(lang_env_base), nextra = lang_vec_len(l->env);
-    lj->env = xcalloc(nbase + nextra + 1, sizeof *lj->env);
-    for (size_t i = 0; i < nbase; i++)
-        lj->env[i] = lang_env_base[i];
-    for (size_t i = 0; i < nextra; i++)
-        lj->env[nbase + i] = l->env[i];
+    long long mem = limits->memory_mb;
 
-    size_t n = 0;
-    if (l->compile != NULL)
+    lj = xcalloc(1, sizeof *lj);
+    lj->owned = xcalloc(ncompile + nrun + nextra + 1, sizeof *lj->owned);
+
+    if (l->compile != NULL) {
+        lj->compile_argv = xcalloc(ncompile + 1, sizeof *lj->compile_argv);
+        n = 0;
+        lang_append(lj, lj->compile_argv, &n, l->compile, mem);
+    }
+    lj->run_argv = xcalloc(nrun + nargs + 1, sizeof *lj->run_argv);
+    n = 0;
+    lang_append(lj, lj->run_argv, &n, l->run, mem);
+    for (size_t i = 0; i < nargs; i++)
+        lj->run_argv[n++] = args[i];
+
+    lj->env = xcalloc(nbase + nextra + 1, sizeof *lj->env);
+    n = 0;
+    lang_append(lj, lj->env, &n, lang_env_base, mem);
+    lang_append(lj, lj->env, &n, l->env, mem);
+
+    n = 0;
+    if (lj->compile_argv != NULL)
         lj->steps[n++] = (struct sbx_step){
-            .argv = l->compile, .stop_on_failure = true, .stdout_to_stderr = true};
+            .argv = lj->compile_argv, .stop_on_failure = true, .stdout_to_stderr = true};
     lj->steps[n++] = (struct sbx_step){.argv = lj->run_argv};
 
     lj->job.steps = lj->steps;
@@ -200,6 +238,10 @@ void lang_job_free(struct lang_job *lj)
 {
     if (lj == NULL)
         return;
+    for (size_t i = 0; i < lj->nowned; i++)
+        free(lj->owned[i]);
+    free(lj->owned);
+    free(lj->compile_argv);
     free(lj->run_argv);
     free(lj->env);
     free(lj);

@@ -38,10 +38,18 @@ struct lang {
      * is the compile step's budget. */
     double timeout_multiplier;
     /* Extra environment for this language, "NAME=value", NULL-terminated; NULL = none. Added to
-     * the allow-listed base environment (see lang_base_env()). */
+     * the allow-listed base environment (see lang_base_env()). An argv element or env entry may
+     * hold LANG_MEM_TOKEN (see below). */
     const char *const *env;
     enum lang_warm warm;
 };
+
+/* Replaced in a row's argv elements and env entries by the execution's memory limit in MiB.
+ * Runtimes that size themselves from the machine's memory cannot see the sandbox's cgroup (it is
+ * never mounted inside), so the JVM's heap and Go's GC target are told the limit this way and
+ * fail with their own out-of-memory error instead of being killed. An element holding the token
+ * is left out when the limit is 0 (not resolved by the caller). */
+#define LANG_MEM_TOKEN "{MEM_MB}"
 
 /* The row of a language code, compared case-insensitively ("PY" finds Python); NULL when the
  * code is unknown or NULL. Borrowed, static. */
@@ -65,8 +73,11 @@ const char *lang_warm_name(enum lang_warm warm);
 struct lang_job {
     struct sbx_job job; /* hand this to sbx_run(); ws, env and limits are filled in */
     struct sbx_step steps[LANG_MAX_STEPS];
-    const char **run_argv; /* owned: the row's run argv followed by the args (borrowed) */
-    const char **env;      /* owned array: base env + the row's env (strings static) */
+    const char **compile_argv; /* owned array: the row's compile argv, expanded; NULL if none */
+    const char **run_argv;     /* owned array: the row's run argv, expanded, then the args */
+    const char **env;          /* owned array: base env + the row's env, expanded */
+    char **owned;              /* the expanded strings the arrays above point to */
+    size_t nowned;
 };
 
 /* Build the job that runs code (code_len bytes) as language l with the nargs strings of args as

@@ -33,6 +33,7 @@ static const char *const etc_entries[] = {
     "/etc/java-17-openjdk", /* the JVM's security and logging config */
     "/etc/java-21-openjdk",
     "/etc/matplotlibrc", /* Debian's matplotlib default config */
+    "/etc/ldc2.conf",    /* ldc2 (D): druntime and phobos import paths */
     "/etc/python3",
     "/etc/python3.11",
     "/etc/localtime",

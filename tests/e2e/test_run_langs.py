@@ -42,16 +42,17 @@ HELLO = {
     "bash": 'IFS="|"; echo "hello|$*"\n',
 }
 
-# A syntax error in each compiled language, and a word the compiler's message must contain.
+# A syntax error in each compiled language, and what the compiler's message must contain: the
+# source file and line, so that a runtime failing to start (which also says "error") cannot pass.
 BROKEN = {
-    "ts": ("let x: number = ;\n", "error TS"),
-    "go": ("package main\nfunc main() { x := }\n", "main.go"),
-    "java": ("public class Code { void f() { int x = } }\n", "Code.java"),
-    "c": ("int main(void) { return 0 }\n", "error"),
-    "cpp": ("int main() { return 0 }\n", "error"),
-    "rs": ("fn main() { let x = ; }\n", "error"),
-    "f90": ("program p\n  x = = 1\nend program p\n", "Error"),
-    "d": ("void main() { int x = ; }\n", "Error"),
+    "ts": ("let x: number = ;\n", "code.ts(1,17): error TS1109"),
+    "go": ("package main\nfunc main() { x := }\n", "main.go:2:20: syntax error"),
+    "java": ("public class Code { void f() { int x = } }\n", "Code.java:1: error"),
+    "c": ("int main(void) { return 0 }\n", "code.c:1:26: error"),
+    "cpp": ("int main() { return 0 }\n", "code.cpp:1:22: error"),
+    "rs": ("fn main() { let x = ; }\n", "--> main.rs:1:21"),
+    "f90": ("program p\n  x = = 1\nend program p\n", "code.f90:2:8"),
+    "d": ("void main() { int x = ; }\n", "code.d(1): Error: expression expected"),
 }
 
 ALLOWED_ENV = {"HOME", "PATH", "LANG", "TMPDIR", "MPLBACKEND", "MPLCONFIGDIR",
@@ -177,6 +178,15 @@ def test_r_writes_a_png_with_cairo(kiln_bin):
     assert res["status"] == "ok", res["stderr"]
     png = [f for f in res["files"] if f["path"] == "/mnt/data/r.png"]
     assert png and png[0]["size"] > 100
+
+
+def test_java_heap_exhaustion_is_an_outofmemoryerror_not_a_kill(kiln_bin):
+    code = ("public class Code { public static void main(String[] a) {\n"
+            "  java.util.List<long[]> l = new java.util.ArrayList<>();\n"
+            "  while (true) l.add(new long[1 << 17]);\n} }\n")
+    _, res = run_json("java", code, "--memory", "256")
+    assert res["status"] == "error", res
+    assert "java.lang.OutOfMemoryError" in res["stderr"]
 
 
 def test_runtime_error_is_status_error(kiln_bin):

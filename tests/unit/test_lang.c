@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -191,6 +192,54 @@ static void test_scaling_saturates_instead_of_wrapping(void **state)
     assert_int_equal(lang_scale_ms(0, 3.0), 0);
 }
 
+static bool argv_has(const char *const *v, const char *s)
+{
+    for (size_t i = 0; v[i] != NULL; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static bool argv_has_prefix(const char *const *v, const char *p)
+{
+    for (size_t i = 0; v[i] != NULL; i++)
+        if (strncmp(v[i], p, strlen(p)) == 0)
+            return true;
+    return false;
+}
+
+/* The JVM and Go cannot see the sandbox's cgroup: the memory limit reaches them through the
+ * table's token, and an unresolved limit leaves the element out rather than passing "{MEM_MB}". */
+static void test_memory_token_is_expanded_or_left_out(void **state)
+{
+    struct fake_ws ws = {0};
+    struct lang_job *lj = NULL;
+    struct errbuf eb = {{0}};
+    struct sbx_limits lim = {.memory_mb = 300};
+    (void)state;
+
+    assert_int_equal(lang_job_new(lang_find("java"), "x", 1, NULL, 0, &lim,
+                                  (struct sbx_workspace *)&ws, &lj, &eb),
+                     KILN_OK);
+    assert_true(argv_has(lj->job.steps[1].argv, "-XX:MaxRAM=300m"));
+    assert_string_equal(lj->job.steps[1].argv[0], "/usr/lib/jvm/default-java/bin/java");
+    lang_job_free(lj);
+
+    assert_int_equal(
+        lang_job_new(lang_find("go"), "x", 1, NULL, 0, &lim, (struct sbx_workspace *)&ws, &lj, &eb),
+        KILN_OK);
+    assert_true(argv_has(lj->job.env, "GOMEMLIMIT=300MiB"));
+    lang_job_free(lj);
+
+    lim.memory_mb = 0;
+    assert_int_equal(lang_job_new(lang_find("java"), "x", 1, NULL, 0, &lim,
+                                  (struct sbx_workspace *)&ws, &lj, &eb),
+                     KILN_OK);
+    assert_false(argv_has_prefix(lj->job.steps[1].argv, "-XX:MaxRAM="));
+    assert_string_equal(lj->job.steps[1].argv[lang_vec_len(lj->job.steps[1].argv) - 1], "Code");
+    lang_job_free(lj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_job_of_a_compiled_language_stops_on_compile_failure),
         cmocka_unit_test(test_empty_code_is_written_as_an_empty_file),
         cmocka_unit_test(test_scaling_saturates_instead_of_wrapping),
+        cmocka_unit_test(test_memory_token_is_expanded_or_left_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
