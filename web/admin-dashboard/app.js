@@ -129,6 +129,7 @@ function drawChart(canvas, start, step, points, series) {
     const idx = Math.round(((points - 1) * i) / ticks);
     const x = left + (points > 1 ? (pw * idx) / (points - 1) : pw / 2);
     const d = new Date((start + idx * step) * 1000);
+    g.textAlign = i === 0 ? 'left' : i === ticks ? 'right' : 'center';
     g.fillText(d.toTimeString().slice(0, 5), x, top + ph + 6);
   }
   g.strokeStyle = '#9ca3af';
