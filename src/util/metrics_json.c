@@ -234,7 +234,8 @@ enum kiln_err metrics_render_summary_json(struct metrics *m, unsigned hours, dou
         hours = max_hours;
     json_t *root = json_pack("{s:s,s:f,s:f,s:I}", "version", m->version[0], "generated_at",
                              floor(now * 1e3) / 1e3, "uptime_seconds",
-                             floor((now - m->start_wall) * 1e3) / 1e3, "hours", (json_int_t)hours);
+                             now > m->start_wall ? floor((now - m->start_wall) * 1e3) / 1e3 : 0.0,
+                             "hours", (json_int_t)hours);
     if (!root)
         return errbuf_set(eb, KILN_ERR_NOMEM, "metrics summary: out of memory");
     add_executions(m, root);
