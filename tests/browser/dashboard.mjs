@@ -132,7 +132,10 @@ try {
   // The master key signs in.
   await page.fill('#master-key', masterKey);
   await page.click('#login-form button[type=submit]');
-  await page.waitForSelector('#dashboard', { state: 'visible' });
+  await page.waitForFunction(() => !document.getElementById('dashboard').classList
+    .contains('hidden') || document.getElementById('login-error').textContent.length > 0);
+  check(await page.isVisible('#dashboard'),
+    `the master key signs in (${await page.textContent('#login-error')})`);
   await page.waitForSelector('#keys-table tbody tr[data-key-hash]');
   await page.waitForFunction(() => document.getElementById('t-total').textContent !== '–');
   const stats = await adminApi('GET', '/stats?hours=24');
