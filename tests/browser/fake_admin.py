@@ -100,6 +100,14 @@ class Handler(SimpleHTTPRequestHandler):
     def __init__(self, *a, **kw):
         super().__init__(*a, directory=WEB_DIR, **kw)
 
+    def end_headers(self):
+        # The headers kiln sends on every response (api-contract / research §1.1): the page must
+        # work under a strict CSP, so a stray inline script or style shows up as an error.
+        self.send_header("Content-Security-Policy", "default-src 'self'")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        super().end_headers()
+
     def log_message(self, fmt, *args):
         sys.stderr.write("fake_admin: " + (fmt % args) + "\n")
 

@@ -35,8 +35,8 @@ static char *read_source(const char *rel, size_t *len)
 static void test_assets_embed_dashboard_byte_for_byte(void **state)
 {
     (void)state;
-    const char *files[] = {"index.html", "app.js", "style.css"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *files[] = {"index.html", "app.js", "style.css", "favicon.svg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char url[128], rel[128];
         snprintf(url, sizeof url, "/admin-dashboard/%s", files[i]);
         snprintf(rel, sizeof rel, "web/admin-dashboard/%s", files[i]);
@@ -49,7 +49,7 @@ static void test_assets_embed_dashboard_byte_for_byte(void **state)
         assert_int_equal(a->data[a->len], '\0');
         free(want);
     }
-    assert_true(kiln_web_assets_count >= 3);
+    assert_true(kiln_web_assets_count >= 4);
     assert_null(kiln_web_assets[kiln_web_assets_count].path);
 }
 
