@@ -268,36 +268,37 @@ static void cg_rmdir(const char *dir)
     }
 }
 
-/* mkdir <parent>/sbx-<slot>; a leftover of a crashed run with the same slot is removed first
- * (the slot lock proves nobody else owns it). */
-static char *cg_mkgroup(const char *parent, unsigned slot, struct errbuf *eb)
+/* mkdir <parent>/sbx-<pid>-<seq>. The name is unique to this process and run, never derived from
+ * the slot alone: the v1 pids/cpuacct and the v2 hierarchies are shared by every kiln process of
+ * the host, possibly with other state directories, and reusing (or "cleaning") a name could
+ * touch another process's live sandbox. The parent is re-created if another process's
+ * sbx_ctx_free() removed it meanwhile. */
+static char *cg_mkgroup(const char *parent, const char *name, struct errbuf *eb)
 {
-    char *dir = xasprintf("%s/sbx-%u", parent, slot);
+    char *dir = xasprintf("%s/%s", parent, name);
 
     if (mkdir(dir, 0755) == 0)
         return dir;
-    if (errno == EEXIST) {
-        cg_rmdir(dir);
-        if (mkdir(dir, 0755) == 0)
-            return dir;
-    }
+    if (errno == ENOENT && (mkdir(parent, 0755) == 0 || errno == EEXIST) && mkdir(dir, 0755) == 0)
+        return dir;
     errbuf_set(eb, KILN_ERR_IO, "cannot create cgroup %s: %s", dir, strerror(errno));
     free(dir);
     return NULL;
 }
 
-enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned slot,
+enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned long long seq,
                             const struct sbx_limits *lim, struct sbx_cg_run *run, struct errbuf *eb)
 {
-    char val[32];
+    char val[32], name[64];
     long long mem = lim->memory_mb * 1024 * 1024;
     int rc;
 
     memset(run, 0, sizeof *run);
     run->v2_fd = -1;
+    snprintf(name, sizeof name, "sbx-%d-%llu", (int)getpid(), seq);
     snprintf(val, sizeof val, "%lld", mem);
     if (cg->v1_memory != NULL) {
-        run->memory = cg_mkgroup(cg->v1_memory, slot, eb);
+        run->memory = cg_mkgroup(cg->v1_memory, name, eb);
         if (run->memory == NULL)
             goto fail;
         /* isolate 1.x order: memsw must never be below limit, so set limit first. */
@@ -311,7 +312,7 @@ enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned slot,
     }
     if (cg->v1_pids != NULL) {
         char pids[32];
-        run->pids = cg_mkgroup(cg->v1_pids, slot, eb);
+        run->pids = cg_mkgroup(cg->v1_pids, name, eb);
         if (run->pids == NULL)
             goto fail;
         /* +1: init, our PID 1, is not the program's. */
@@ -323,12 +324,12 @@ enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned slot,
         }
     }
     if (cg->v1_cpuacct != NULL) {
-        run->cpuacct = cg_mkgroup(cg->v1_cpuacct, slot, eb);
+        run->cpuacct = cg_mkgroup(cg->v1_cpuacct, name, eb);
         if (run->cpuacct == NULL)
             goto fail;
     }
     if (cg->v2 != NULL) {
-        run->v2 = cg_mkgroup(cg->v2, slot, eb);
+        run->v2 = cg_mkgroup(cg->v2, name, eb);
         if (run->v2 == NULL)
             goto fail;
         rc = 0;

@@ -392,7 +392,8 @@ static void classify(struct run *r, const struct sbx_limits *lim, long long oom_
     } else if (oom_kills > 0 && (!r->have_step || r->any_failed)) {
         res->status = SBX_OOM;
         snprintf(res->note, sizeof res->note, "Memory limit of %lld MiB exceeded", lim->memory_mb);
-    } else if (sig == SIGXFSZ) {
+    } else if (sig == SIGXFSZ || (r->have_step && !signaled && WEXITSTATUS(st) == 128 + SIGXFSZ)) {
+        /* The shell's way to report a child killed by SIGXFSZ is exit status 128 + 25. */
         res->status = SBX_OUTPUT_LIMIT;
         snprintf(res->note, sizeof res->note, "File size limit of %lld MiB exceeded",
                  lim->file_size_mb);
@@ -472,7 +473,7 @@ enum kiln_err sbx_run(struct sbx_ctx *ctx, const struct sbx_job *job, struct sbx
         slot = &own_slot;
     }
     if (ctx->root) {
-        err = sbx_cg_create(&ctx->cg, slot->n, &lim, &r.cg, eb);
+        err = sbx_cg_create(&ctx->cg, atomic_fetch_add(&ctx->run_seq, 1), &lim, &r.cg, eb);
         if (err)
             goto out;
         r.cg_made = true;

@@ -68,8 +68,11 @@ void sbx_ctx_free(struct sbx_ctx *ctx);
 /* The host side of /mnt/data for one execution (a size-capped tmpfs when root). */
 struct sbx_workspace;
 
-/* Create an empty workspace of at most size_mb MiB. Caller frees with sbx_workspace_free(),
- * which unmounts and removes it without following anything the sandbox planted. */
+/* Create an empty workspace of at most size_mb MiB (0 = the data_mb default). It takes the uid
+ * slot its runs will use (files put there must already belong to that uid), so it fails with
+ * KILN_ERR_UNAVAILABLE when every slot is busy; the slot is held until sbx_workspace_free(),
+ * which unmounts and removes the workspace without following anything the sandbox planted. A
+ * workspace serves one run at a time. */
 enum kiln_err sbx_workspace_new(struct sbx_ctx *ctx, long long size_mb, struct sbx_workspace **out,
                                 struct errbuf *eb);
 void sbx_workspace_free(struct sbx_workspace *ws);
@@ -92,7 +95,9 @@ typedef enum kiln_err (*sbx_walk_fn)(void *arg, const char *relpath, int fd, con
 /* Walk the workspace after a run: recursively, at most max_depth levels and max_entries entries,
  * opening every entry with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS|
  * RESOLVE_NO_XDEV) as the sandbox's uid. Only regular files with st_nlink == 1 reach fn;
- * symlinks, hardlinks, FIFOs, sockets and devices are skipped, never followed or opened. */
+ * symlinks, hardlinks, FIFOs, sockets and devices are skipped, never followed or opened.
+ * max_depth 1 = the top level only; deeper directories and entries past max_entries are silently
+ * not visited. Order is the directory's, not sorted. */
 enum kiln_err sbx_workspace_walk(struct sbx_workspace *ws, unsigned max_depth, unsigned max_entries,
                                  sbx_walk_fn fn, void *arg, struct errbuf *eb);
 
@@ -132,7 +137,10 @@ struct sbx_result {
 };
 
 /* Run job in a fresh sandbox and fill res. Returns non-zero only when the sandbox could not be
- * built or supervised (a host problem); anything the program does is a result, not an error. */
+ * built or supervised (a host problem); anything the program does is a result, not an error
+ * (an argv[0] that cannot be executed is SBX_ERROR with exit code 127). Blocks the calling thread
+ * until the sandbox is gone; init dies with that thread (PR_SET_PDEATHSIG). Unprivileged, the
+ * calling process must be dumpable (it writes its child's /proc/<pid>/uid_map). */
 enum kiln_err sbx_run(struct sbx_ctx *ctx, const struct sbx_job *job, struct sbx_result *res,
                       struct errbuf *eb);
 

@@ -78,6 +78,7 @@ struct sbx_ctx {
     bool root;                   /* euid 0: per-slot uids, cgroups, tmpfs workspaces */
     unsigned host_uid, host_gid; /* unprivileged mode: what uid 1000 maps to */
     atomic_uint next_slot;       /* where the next slot search starts (spreads lock contention) */
+    atomic_ullong run_seq;       /* numbers this process's cgroups */
     struct sbx_cg_host cg;
     struct sock_filter *bpf; /* precompiled seccomp program */
     unsigned short bpf_len;
@@ -165,7 +166,7 @@ void sbx_slot_release(struct sbx_slot *slot);
 /* cgroup.c */
 enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb);
 void sbx_cg_host_free(struct sbx_cg_host *cg);
-enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned slot,
+enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned long long seq,
                             const struct sbx_limits *lim, struct sbx_cg_run *run,
                             struct errbuf *eb);
 enum kiln_err sbx_cg_attach(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb);

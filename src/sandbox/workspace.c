@@ -122,20 +122,29 @@ fail:
 static void rm_contents(int dfd, unsigned depth)
 {
     char buf[8192];
-    long n;
 
     if (depth > 256)
         return;
-    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < n;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + off);
-            off += d->d_reclen;
-            if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-                continue;
-            if (unlinkat(dfd, d->d_name, 0) == 0 || (errno != EISDIR && errno != EPERM))
-                continue;
-            {
-                int sub = ws_openat2(dfd, d->d_name, O_RDONLY | O_DIRECTORY, 0);
+    /* Passes until one removes nothing (removing entries while reading the directory may make
+     * getdents skip some); an empty directory still lists "." and "..". */
+    for (int pass = 0; pass < 64; pass++) {
+        unsigned removed = 0;
+        long n;
+        lseek(dfd, 0, SEEK_SET);
+        while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < n;) {
+                struct dirent64 *d = (struct dirent64 *)(buf + off);
+                int sub;
+                off += d->d_reclen;
+                if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+                    continue;
+                if (unlinkat(dfd, d->d_name, 0) == 0) {
+                    removed++;
+                    continue;
+                }
+                if (errno != EISDIR && errno != EPERM)
+                    continue;
+                sub = ws_openat2(dfd, d->d_name, O_RDONLY | O_DIRECTORY, 0);
                 if (sub < 0 && errno == EACCES && fchmodat(dfd, d->d_name, 0700, 0) == 0)
                     sub = ws_openat2(dfd, d->d_name, O_RDONLY | O_DIRECTORY, 0);
                 if (sub >= 0) {
@@ -143,10 +152,12 @@ static void rm_contents(int dfd, unsigned depth)
                     rm_contents(sub, depth + 1);
                     close(sub);
                 }
-                unlinkat(dfd, d->d_name, AT_REMOVEDIR);
+                if (unlinkat(dfd, d->d_name, AT_REMOVEDIR) == 0)
+                    removed++;
             }
         }
-        lseek(dfd, 0, SEEK_SET);
+        if (removed == 0)
+            return;
     }
 }
 
