@@ -28,7 +28,6 @@
 #define RUN_CODE_MAX      (16LL * 1024 * 1024) /* bytes of source code */
 #define RUN_WALK_DEPTH    16                   /* directory levels listed under /mnt/data */
 #define RUN_WALK_ENTRIES  4096                 /* entries looked at under /mnt/data */
-#define RUN_DATA_MB       256                  /* size of /mnt/data for one run */
 #define RUN_UID_BASE      200000u              /* first host uid of the sandbox slots (root) */
 #define RUN_SLOTS         64u                  /* concurrent sandboxes of this process */
 #define RUN_DIR_ROOT      "/run/kiln"          /* slot roots and workspaces when root */
@@ -433,7 +432,7 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
     run_dir = geteuid() == 0 ? xstrdup(RUN_DIR_ROOT) : xasprintf("/tmp/kiln-%u", geteuid());
     struct sbx_ctx_opts copts = {
         .run_dir = run_dir, .uid_base = RUN_UID_BASE, .slots = RUN_SLOTS, .defaults = lim};
-    if (sbx_ctx_new(&ctx, &copts, &eb) || sbx_workspace_new(ctx, RUN_DATA_MB, &ws, &eb)) {
+    if (sbx_ctx_new(&ctx, &copts, &eb) || sbx_workspace_new(ctx, 0, &ws, &eb)) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
     }
