@@ -107,6 +107,8 @@ void services_close(struct kiln_services *svc)
     if (svc == NULL)
         return;
     sessions_sweeper_stop(svc->sweeper);
+    if (svc->gate != NULL)
+        exec_gate_wait_idle(svc->gate); /* API threads still finishing their executions */
     exec_gate_free(svc->gate);
     if (svc->exec != NULL)
         svc->exec->ops->close(svc->exec);
