@@ -90,7 +90,7 @@ enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services 
     rc = sessions_recover(svc, &rec, eb);
     if (rc)
         goto fail;
-    if (cfg->session_ttl_hours > 0) {
+    if (cfg->session_ttl_hours > 0 || cfg->session_ttl_seconds > 0) {
         rc = sessions_sweeper_start(svc, &svc->sweeper, eb);
         if (rc)
             goto fail;
