@@ -29,7 +29,8 @@ struct exec_gate {
     pthread_cond_t cv;
     long long max_running, max_queued;
     long long running, queued;
-    long long avg_ms; /* moving average of run time, for Retry-After */
+    long long reserved; /* exec_gate_reserve() places held (API requests admitted) */
+    long long avg_ms;   /* moving average of run time, for Retry-After */
 };
 
 struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
@@ -42,6 +43,41 @@ struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
     g->max_queued = max_queued >= 0 ? max_queued : 0;
     g->avg_ms = 1000;
     return g;
+}
+
+enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, struct errbuf *eb)
+{
+    enum kiln_err rc = KILN_OK;
+
+    pthread_mutex_lock(&g->mu);
+    if (g->reserved >= g->max_running + g->max_queued) {
+        long long ahead = g->reserved - g->max_running + 1;
+        *retry_after_s = g->avg_ms * (ahead > 0 ? ahead : 1) / g->max_running / 1000 + 1;
+        rc = errbuf_set(eb, KILN_ERR_RATE_LIMITED,
+                        "Too many executions: %lld running and %lld queued "
+                        "(MAX_CONCURRENT_EXECUTIONS, MAX_QUEUED_EXECUTIONS)",
+                        g->max_running, g->max_queued);
+    } else {
+        g->reserved++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+void exec_gate_release(struct exec_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->reserved--;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void exec_gate_wait_idle(struct exec_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->reserved > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
 }
 
 void exec_gate_free(struct exec_gate *g)
@@ -407,8 +443,8 @@ static void es_note(struct exec_response *resp, const char *text)
 {
     if (resp->nstate_notes >= 64)
         return;
-    resp->state_notes = xreallocarray(resp->state_notes, resp->nstate_notes + 1,
-                                      sizeof *resp->state_notes);
+    resp->state_notes =
+        xreallocarray(resp->state_notes, resp->nstate_notes + 1, sizeof *resp->state_notes);
     resp->state_notes[resp->nstate_notes++] = xstrdup(text);
 }
 

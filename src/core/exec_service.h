@@ -115,6 +115,17 @@ void exec_response_clear(struct exec_response *resp);
 /* The admission gate: at most max_running executions at once, at most max_queued waiting. */
 struct exec_gate *exec_gate_new(long long max_running, long long max_queued);
 
+/* Reserve a place for one coming execution without waiting (the API does this on its poll
+ * thread before it hands the request to a thread of its own): KILN_ERR_RATE_LIMITED with
+ * *retry_after_s when MAX_CONCURRENT_EXECUTIONS + MAX_QUEUED_EXECUTIONS places are already
+ * held. A holder calls exec_service_run() (which then never finds the queue full) and
+ * exec_gate_release() after it returned. */
+enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, struct errbuf *eb);
+void exec_gate_release(struct exec_gate *g);
+
+/* Wait until every reserved place is released (shutdown, before services_close()). */
+void exec_gate_wait_idle(struct exec_gate *g);
+
 /* NULL is a no-op. No execution may be inside the gate. */
 void exec_gate_free(struct exec_gate *g);
 

@@ -94,7 +94,7 @@ enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services 
     rc = state_ctx_new(svc, &svc->state, eb);
     if (rc)
         goto fail;
-    if (cfg->session_ttl_hours > 0) {
+    if (cfg->session_ttl_hours > 0 || cfg->session_ttl_seconds > 0) {
         rc = sessions_sweeper_start(svc, &svc->sweeper, eb);
         if (rc)
             goto fail;
@@ -111,6 +111,8 @@ void services_close(struct kiln_services *svc)
     if (svc == NULL)
         return;
     sessions_sweeper_stop(svc->sweeper);
+    if (svc->gate != NULL)
+        exec_gate_wait_idle(svc->gate); /* API threads still finishing their executions */
     state_ctx_free(svc->state);
     exec_gate_free(svc->gate);
     if (svc->exec != NULL)

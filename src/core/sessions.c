@@ -36,8 +36,9 @@ bool sessions_visible(const struct store_session *s, const char *user)
 
 static long long sessions_expiry(const struct kiln_services *svc, long long now)
 {
-    long long ttl = svc->cfg->session_ttl_hours;
-    return ttl > 0 ? now + ttl * 3600LL * 1000LL : 0;
+    long long ttl_s = svc->cfg->session_ttl_seconds > 0 ? svc->cfg->session_ttl_seconds
+                                                        : svc->cfg->session_ttl_hours * 3600LL;
+    return ttl_s > 0 ? now + ttl_s * 1000LL : 0;
 }
 
 /* Delete the bytes of keys; failures leave orphans for the next recovery, never an error. */
@@ -249,6 +250,11 @@ static void *sessions_sweeper_main(void *arg)
 {
     struct sessions_sweeper *sw = arg;
     long long interval_s = sw->svc->cfg->session_cleanup_interval_minutes * 60;
+    long long ttl_s = sw->svc->cfg->session_ttl_seconds;
+
+    /* a seconds-scale TTL is swept at that scale */
+    if (ttl_s > 0 && ttl_s < interval_s)
+        interval_s = ttl_s;
 
     pthread_mutex_lock(&sw->mu);
     while (!sw->stop) {

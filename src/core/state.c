@@ -349,8 +349,8 @@ enum kiln_err state_load(struct kiln_services *svc, const char *sid, void **blob
     return state_load_archive(svc, sid, blob, len, info, note, eb);
 }
 
-enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob,
-                         size_t len, struct state_info *info, struct errbuf *eb)
+enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob, size_t len,
+                         struct state_info *info, struct errbuf *eb)
 {
     long long now = services_now_ms(svc), ttl = svc->cfg->state_ttl_seconds * 1000;
     char sum[SHA256_HEX_BUF];
@@ -542,8 +542,8 @@ out:
     return rc;
 }
 
-enum kiln_err state_archive_pass(struct kiln_services *svc, long long *archived,
-                                 long long *expired, struct errbuf *eb)
+enum kiln_err state_archive_pass(struct kiln_services *svc, long long *archived, long long *expired,
+                                 struct errbuf *eb)
 {
     long long now = services_now_ms(svc);
     struct state_scan hot = {.before_ms = now - svc->cfg->state_archive_after_seconds * 1000,

@@ -43,11 +43,11 @@ enum kiln_err state_validate(const void *blob, size_t len, size_t max_raw, struc
 /* What /state/{sid}/info and /exec report. */
 struct state_info {
     bool exists;
-    long long size;               /* bytes of the blob */
-    char sha256[SHA256_HEX_BUF];  /* lower-case hex of the blob */
-    long long updated_ms;         /* last save */
-    long long expires_ms;         /* when this copy goes away (0 = never) */
-    const char *source;           /* "hot" or "archive" (static) */
+    long long size;              /* bytes of the blob */
+    char sha256[SHA256_HEX_BUF]; /* lower-case hex of the blob */
+    long long updated_ms;        /* last save */
+    long long expires_ms;        /* when this copy goes away (0 = never) */
+    const char *source;          /* "hot" or "archive" (static) */
 };
 
 /* The process's state context: the write mutex and the archiver thread. */
@@ -69,8 +69,8 @@ enum kiln_err state_load(struct kiln_services *svc, const char *sid, void **blob
 
 /* Validate (STATE_MAX_SIZE_MB) and store blob as sid's hot state, replacing any archived copy;
  * *info (may be NULL) describes what was stored. */
-enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob,
-                         size_t len, struct state_info *info, struct errbuf *eb);
+enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob, size_t len,
+                         struct state_info *info, struct errbuf *eb);
 
 /* Describe sid's state without reading the blob (exists = false when none). */
 enum kiln_err state_info_get(struct kiln_services *svc, const char *sid, struct state_info *info,
@@ -81,8 +81,8 @@ enum kiln_err state_delete(struct kiln_services *svc, const char *sid, struct er
 
 /* One archiver pass: move hot states idle for STATE_ARCHIVE_AFTER_SECONDS to the blob store,
  * remove archives older than STATE_ARCHIVE_TTL_DAYS. *archived and *expired may be NULL. */
-enum kiln_err state_archive_pass(struct kiln_services *svc, long long *archived,
-                                 long long *expired, struct errbuf *eb);
+enum kiln_err state_archive_pass(struct kiln_services *svc, long long *archived, long long *expired,
+                                 struct errbuf *eb);
 
 /* True for blob keys owned by this module (archived states). */
 bool state_blob_key(const char *key);

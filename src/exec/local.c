@@ -344,8 +344,8 @@ static enum kiln_err local_mount(struct local_exec *le, struct sbx_workspace *ws
  * (argv[0] and everything after it are the language row's own). *argv is owned by the caller;
  * its strings point into lj, *maxbuf and static data. */
 static enum kiln_err local_state_prepare(struct sbx_workspace *ws, const struct exec_job *job,
-                                         struct lang_job *lj, const char ***argv_out,
-                                         char *maxbuf, size_t maxbuf_len, struct errbuf *eb)
+                                         struct lang_job *lj, const char ***argv_out, char *maxbuf,
+                                         size_t maxbuf_len, struct errbuf *eb)
 {
     struct sbx_step *step = &lj->steps[lj->job.nsteps - 1];
     const char **argv;
