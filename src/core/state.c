@@ -527,9 +527,9 @@ static enum kiln_err state_archive_one(struct kiln_services *svc, const char *si
     if (rc)
         goto out;
     snprintf(marker, sizeof marker, "%zu %s %lld %lld", vlen - STATE_HDR, sum, now, now + arc_ttl);
-    /* the store keeps the marker a day past the archive's end; the pass removes both before */
-    rc = svc->store->ops->kv_set(svc->store, STATE_NS_ARC, sid, marker, strlen(marker), now,
-                                 arc_ttl + 86400LL * 1000, eb);
+    /* no store TTL on the marker: the pass removes marker and bytes together once expires_ms
+     * (in the value) has passed, however long the server was down; readers check it too */
+    rc = svc->store->ops->kv_set(svc->store, STATE_NS_ARC, sid, marker, strlen(marker), now, 0, eb);
     if (rc) {
         svc->blob->ops->remove(svc->blob, key, NULL);
         goto out;
