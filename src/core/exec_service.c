@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <time.h>
 
+#include "core/files.h"
 #include "core/names.h"
 #include "core/sessions.h"
 #include "core/state.h"
@@ -298,6 +299,39 @@ static enum kiln_err es_resolve(struct kiln_services *svc, const struct exec_req
     return KILN_OK;
 }
 
+/* A reused session (explicit session_id): its own files are mounted too, after the refs (a ref
+ * of the same name wins). */
+static enum kiln_err es_add_session_files(struct kiln_services *svc, const char *sid,
+                                          struct es_inputs *x, struct errbuf *eb)
+{
+    struct store_file *list = NULL;
+    size_t n = 0;
+    enum kiln_err rc = files_list(svc, NULL, sid, &list, &n, eb);
+
+    if (rc)
+        return rc;
+    x->recs = xreallocarray(x->recs, x->n + n + 1, sizeof *x->recs);
+    x->in = xreallocarray(x->in, x->n + n + 1, sizeof *x->in);
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < x->n; j++)
+            dup = dup || strcmp(x->recs[j].name, list[i].name) == 0;
+        if (dup) {
+            store_file_clear(&list[i]);
+            continue;
+        }
+        x->recs[x->n] = list[i];
+        memset(&list[i], 0, sizeof list[i]);
+        x->in[x->n] = (struct exec_input){.name = x->recs[x->n].name,
+                                          .blob_key = x->recs[x->n].blob_key,
+                                          .size = x->recs[x->n].size,
+                                          .sha256 = x->recs[x->n].sha256};
+        x->n++;
+    }
+    free(list);
+    return KILN_OK;
+}
+
 static long long es_timeout_ms(const struct kiln_config *cfg, long long requested)
 {
     long long max = cfg->max_execution_time * 1000;
@@ -567,6 +601,11 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
                          &session, &created, eb);
     if (rc)
         goto out;
+    if (!created && req->session_id != NULL && strcmp(session.id, req->session_id) == 0) {
+        rc = es_add_session_files(svc, session.id, &x, eb);
+        if (rc)
+            goto out;
+    }
     rc = es_keys_make(&keys, session.id, (size_t)cfg->max_output_files, eb);
     if (rc)
         goto out;

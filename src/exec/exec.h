@@ -110,6 +110,13 @@ struct exec {
 
 /* The local backend on the sandbox library: sbx and blob are borrowed and must outlive it.
  * Caller frees with ex->ops->close(ex). */
+/* Start-up recovery of the local backend (exec/local_reap.c): kill and remove the sandboxes
+ * and cgroups left by a kiln process that died (kill -9), identified by the dead supervisor pid
+ * in their cgroup names, and the workspace mounts under run_dir/ws whose uid slot nobody holds;
+ * other live instances' sandboxes are untouched. Returns how many orphans were removed. Call before
+ * serving. */
+long exec_local_reap_orphans(const char *run_dir);
+
 enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec **out,
                              struct errbuf *eb);
 
