@@ -9,6 +9,8 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "config/config_log.h"
+#include "core/exec_service.h"
+#include "core/services.h"
 #include "http/auth.h"
 #include "http/server.h"
 #include "util/log.h"
@@ -30,6 +32,15 @@ static void serve_usage(FILE *f)
                "  -h, --help       show this help\n");
 }
 
+/* Shutdown: the executions of api/exec.c run on threads of their own; once the http layer has
+ * cancelled them (their sandboxes are killed), wait until each has completed its handle. */
+static void serve_drain_executions(void *arg)
+{
+    struct kiln_services *svc = arg;
+
+    exec_gate_wait_idle(svc->gate);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *env_file = ".env";
@@ -38,6 +49,7 @@ int cmd_serve(int argc, char **argv)
     struct logger *lg = NULL;
     struct auth *auth = NULL;
     struct http_server *srv = NULL;
+    struct kiln_services *svc = NULL;
     struct http_route_group groups[API_MAX_GROUPS];
     size_t ngroups;
     const char *tr = getenv("KILN_TEST_ROUTES");
@@ -74,15 +86,21 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kiln serve: invalid authentication settings: %s\n", eb.msg);
         goto out;
     }
+    /* the ports and start-up recovery, before the first request is accepted */
+    if (services_open(cfg, &svc, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln serve: %s\n", eb.msg);
+        goto out;
+    }
     ngroups = api_route_groups(groups, API_MAX_GROUPS);
     if (ngroups > API_MAX_GROUPS)
         ngroups = API_MAX_GROUPS;
-    if (http_server_new(&srv, cfg, auth, groups, ngroups, NULL, tr != NULL && strcmp(tr, "1") == 0,
+    if (http_server_new(&srv, cfg, auth, groups, ngroups, svc, tr != NULL && strcmp(tr, "1") == 0,
                         &eb) != KILN_OK) {
         fprintf(stderr, "kiln serve: %s\n", eb.msg);
         goto out;
     }
     http_server_set_logger(srv, lg);
+    http_server_set_drain_hook(srv, serve_drain_executions, svc);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them;
      * a peer closing its socket must not kill the server. */
     sigemptyset(&sigs);
@@ -103,6 +121,8 @@ int cmd_serve(int argc, char **argv)
     status = CLI_EXIT_OK;
 out:
     http_server_free(srv);
+    /* after the server: waits for execution threads still finishing (exec_gate_wait_idle) */
+    services_close(svc);
     auth_free(auth);
     log_free(lg);
     config_free(cfg);

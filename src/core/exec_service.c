@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <time.h>
 
+#include "core/files.h"
 #include "core/names.h"
 #include "core/sessions.h"
+#include "core/state.h"
 #include "lang/lang.h"
 #include "util/xmalloc.h"
 
@@ -27,7 +30,8 @@ struct exec_gate {
     pthread_cond_t cv;
     long long max_running, max_queued;
     long long running, queued;
-    long long avg_ms; /* moving average of run time, for Retry-After */
+    long long reserved; /* exec_gate_reserve() places held (API requests admitted) */
+    long long avg_ms;   /* moving average of run time, for Retry-After */
 };
 
 struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
@@ -40,6 +44,41 @@ struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
     g->max_queued = max_queued >= 0 ? max_queued : 0;
     g->avg_ms = 1000;
     return g;
+}
+
+enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, struct errbuf *eb)
+{
+    enum kiln_err rc = KILN_OK;
+
+    pthread_mutex_lock(&g->mu);
+    if (g->reserved >= g->max_running + g->max_queued) {
+        long long ahead = g->reserved - g->max_running + 1;
+        *retry_after_s = g->avg_ms * (ahead > 0 ? ahead : 1) / g->max_running / 1000 + 1;
+        rc = errbuf_set(eb, KILN_ERR_RATE_LIMITED,
+                        "Too many executions: %lld running and %lld queued "
+                        "(MAX_CONCURRENT_EXECUTIONS, MAX_QUEUED_EXECUTIONS)",
+                        g->max_running, g->max_queued);
+    } else {
+        g->reserved++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+void exec_gate_release(struct exec_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->reserved--;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void exec_gate_wait_idle(struct exec_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->reserved > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
 }
 
 void exec_gate_free(struct exec_gate *g)
@@ -260,6 +299,39 @@ static enum kiln_err es_resolve(struct kiln_services *svc, const struct exec_req
     return KILN_OK;
 }
 
+/* A reused session (explicit session_id): its own files are mounted too, after the refs (a ref
+ * of the same name wins). */
+static enum kiln_err es_add_session_files(struct kiln_services *svc, const char *sid,
+                                          struct es_inputs *x, struct errbuf *eb)
+{
+    struct store_file *list = NULL;
+    size_t n = 0;
+    enum kiln_err rc = files_list(svc, NULL, sid, &list, &n, eb);
+
+    if (rc)
+        return rc;
+    x->recs = xreallocarray(x->recs, x->n + n + 1, sizeof *x->recs);
+    x->in = xreallocarray(x->in, x->n + n + 1, sizeof *x->in);
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < x->n; j++)
+            dup = dup || strcmp(x->recs[j].name, list[i].name) == 0;
+        if (dup) {
+            store_file_clear(&list[i]);
+            continue;
+        }
+        x->recs[x->n] = list[i];
+        memset(&list[i], 0, sizeof list[i]);
+        x->in[x->n] = (struct exec_input){.name = x->recs[x->n].name,
+                                          .blob_key = x->recs[x->n].blob_key,
+                                          .size = x->recs[x->n].size,
+                                          .sha256 = x->recs[x->n].sha256};
+        x->n++;
+    }
+    free(list);
+    return KILN_OK;
+}
+
 static long long es_timeout_ms(const struct kiln_config *cfg, long long requested)
 {
     long long max = cfg->max_execution_time * 1000;
@@ -399,6 +471,60 @@ static void es_texts(const struct sbx_result *run, struct exec_response *resp)
     resp->stderr_len = en;
 }
 
+/* --- Python state (core/state.h) ------------------------------------------------------------- */
+
+static void es_note(struct exec_response *resp, const char *text)
+{
+    if (resp->nstate_notes >= 64)
+        return;
+    resp->state_notes =
+        xreallocarray(resp->state_notes, resp->nstate_notes + 1, sizeof *resp->state_notes);
+    resp->state_notes[resp->nstate_notes++] = xstrdup(text);
+}
+
+/* The runner's notes file (untrusted JSON from the sandbox): its "notes" strings. */
+static void es_runner_notes(const char *json, struct exec_response *resp)
+{
+    json_t *root = json != NULL ? json_loads(json, 0, NULL) : NULL;
+    json_t *notes = json_object_get(root, "notes"), *v;
+    size_t i;
+
+    json_array_foreach(notes, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s != NULL)
+            es_note(resp, s);
+    }
+    json_decref(root);
+}
+
+/* After the run: store what the runner captured (validated: it comes from the sandbox) and
+ * report the session's state as it now is. A state that cannot be stored is a note, never a
+ * failed execution. */
+static void es_state_after(struct kiln_services *svc, const char *sid, struct exec_result *res,
+                           struct exec_response *resp)
+{
+    struct state_info info = {0};
+    struct errbuf seb;
+
+    es_runner_notes(res->state_notes, resp);
+    errbuf_clear(&seb);
+    if (res->state_out != NULL &&
+        state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb) != KILN_OK) {
+        char *msg = xasprintf("state not saved: %s", seb.msg);
+        es_note(resp, msg);
+        free(msg);
+        memset(&info, 0, sizeof info);
+    }
+    if (!info.exists)
+        state_info_get(svc, sid, &info, NULL);
+    resp->has_state = info.exists;
+    if (info.exists) {
+        resp->state_size = info.size;
+        memcpy(resp->state_hash, info.sha256, sizeof resp->state_hash);
+    }
+}
+
 static char *es_path(const char *name)
 {
     return xasprintf("/mnt/data/%s", name);
@@ -449,7 +575,10 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     size_t nrecs = 0;
     const char **ref_sids = NULL;
     long long timeout_ms, waited = 0, started;
-    bool created = false, entered = false;
+    bool created = false, entered = false, with_state;
+    void *state_in = NULL;
+    size_t state_in_len = 0;
+    char *state_note = NULL;
     char lang[16];
     enum kiln_err rc;
 
@@ -472,9 +601,26 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
                          &session, &created, eb);
     if (rc)
         goto out;
+    if (!created && req->session_id != NULL && strcmp(session.id, req->session_id) == 0) {
+        rc = es_add_session_files(svc, session.id, &x, eb);
+        if (rc)
+            goto out;
+    }
     rc = es_keys_make(&keys, session.id, (size_t)cfg->max_output_files, eb);
     if (rc)
         goto out;
+
+    with_state = cfg->state_persistence_enabled && strcmp(lang, "py") == 0;
+    if (with_state && !created) {
+        struct state_info si;
+        /* none, or a corrupted copy (dropped, noted): the program starts without state */
+        if (state_load(svc, session.id, &state_in, &state_in_len, &si, &state_note, NULL) !=
+            KILN_OK) {
+            free(state_in);
+            state_in = NULL;
+            state_in_len = 0;
+        }
+    }
 
     rc = gate_enter(svc->gate, req->cancel_fd, &waited,
                     info != NULL ? &info->retry_after_s : &(long long){0}, eb);
@@ -496,6 +642,11 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
         .nkeys = keys.n,
         .max_file_size = cfg->max_file_size_mb * MIB,
         .cancel_fd = req->cancel_fd,
+        .state_enabled = with_state,
+        .state_in = state_in,
+        .state_in_len = state_in_len,
+        .state_max_bytes = cfg->state_max_size_mb * MIB,
+        .state_capture_on_error = cfg->state_capture_on_error,
     };
     rc = svc->exec->ops->run(svc->exec, &job, &res, eb);
     gate_leave(svc->gate, gate_now_ms() - started);
@@ -519,6 +670,10 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     resp->queue_wait_ms = waited;
     es_response_files(&x, &res, recs, nrecs, req->echo_inherited, resp);
     resp->files_skipped = res.skipped;
+    if (state_note != NULL)
+        es_note(resp, state_note);
+    if (with_state)
+        es_state_after(svc, session.id, &res, resp);
 out:
     if (entered)
         gate_leave(svc->gate, gate_now_ms() - started);
@@ -530,6 +685,8 @@ out:
     es_keys_free(&keys);
     store_session_clear(&session);
     free(ref_sids);
+    free(state_in);
+    free(state_note);
     es_inputs_free(&x);
     if (rc)
         exec_response_clear(resp);
@@ -547,5 +704,6 @@ void exec_response_clear(struct exec_response *resp)
         free(resp->files[i].path);
     }
     free(resp->files);
+    store_strings_free(resp->state_notes, resp->nstate_notes);
     memset(resp, 0, sizeof *resp);
 }

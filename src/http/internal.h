@@ -22,7 +22,9 @@ struct http_server {
     const struct kiln_config *cfg; /* borrowed */
     struct auth *auth;             /* borrowed */
     void *app;                     /* borrowed */
-    struct logger *log;            /* borrowed; NULL = the process default logger */
+    void (*drain_fn)(void *);      /* http_server_set_drain_hook(), or NULL */
+    void *drain_arg;
+    struct logger *log; /* borrowed; NULL = the process default logger */
     struct router *router;
     struct MHD_Daemon *daemon;   /* the API: plain, or TLS when ENABLE_HTTPS */
     struct MHD_Daemon *redirect; /* plain listener answering redirects to HTTPS */

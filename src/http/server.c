@@ -690,6 +690,8 @@ void http_server_shutdown(struct http_server *srv, long grace_s)
         usleep(20 * 1000);
     }
     http_defer_stop(srv);
+    if (srv->drain_fn != NULL)
+        srv->drain_fn(srv->drain_arg);
     /* Give the poll threads a moment to close the connections just woken up. */
     for (int i = 0; i < 50 && atomic_load(&srv->inflight) > 0; i++)
         usleep(10 * 1000);
@@ -711,6 +713,12 @@ void http_server_free(struct http_server *srv)
     free(srv->tls_cert);
     free(srv->tls_key);
     free(srv);
+}
+
+void http_server_set_drain_hook(struct http_server *srv, void (*fn)(void *), void *arg)
+{
+    srv->drain_fn = fn;
+    srv->drain_arg = arg;
 }
 
 void http_server_set_logger(struct http_server *srv, struct logger *lg)
