@@ -5,6 +5,8 @@ size_t api_route_groups(struct http_route_group *out, size_t cap)
 {
     const struct http_route_group groups[] = {
         {HTTP_MOUNT_API, api_system_routes, api_system_routes_count},
+        {HTTP_MOUNT_API, api_ops_routes, api_ops_routes_count},
+        {HTTP_MOUNT_ADMIN, api_admin_routes, api_admin_routes_count},
         {HTTP_MOUNT_API, api_test_routes, api_test_routes_count},
         {HTTP_MOUNT_ADMIN, api_test_admin_routes, api_test_admin_routes_count},
     };

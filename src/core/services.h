@@ -15,6 +15,9 @@
 
 struct exec_gate;
 struct sessions_sweeper;
+struct metrics;
+struct health;
+struct keys;
 
 /* Milliseconds since the epoch; tests substitute a fake clock. */
 typedef long long (*services_clock_fn)(void *arg);
@@ -29,6 +32,10 @@ struct kiln_services {
     struct sessions_sweeper *sweeper; /* the background TTL sweeper, or NULL */
     services_clock_fn clock;          /* NULL = the real clock */
     void *clock_arg;
+    /* Operations (issue 7), set by `kiln serve` after services_open(); borrowed, may be NULL. */
+    struct metrics *metrics; /* exec_service_run() records every execution there */
+    struct health *health;   /* /health/detailed */
+    struct keys *keys;       /* managed API keys (admin API) */
 };
 
 /* Open the backends cfg names (creating DATA_DIR), run the start-up recovery

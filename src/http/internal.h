@@ -23,6 +23,7 @@ struct http_server {
     struct auth *auth;             /* borrowed */
     void *app;                     /* borrowed */
     struct logger *log;            /* borrowed; NULL = the process default logger */
+    struct metrics *metrics;       /* borrowed; NULL = no request metrics */
     struct router *router;
     struct MHD_Daemon *daemon;   /* the API: plain, or TLS when ENABLE_HTTPS */
     struct MHD_Daemon *redirect; /* plain listener answering redirects to HTTPS */
