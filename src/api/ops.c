@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "core/exec_service.h"
 #include "core/health.h"
 #include "core/keys.h"
 #include "core/services.h"
@@ -104,19 +105,14 @@ static int ops_report_status(const struct health_report *rep)
     return rep->status == HEALTH_UNHEALTHY ? 503 : 200;
 }
 
-struct ops_refresh {
-    struct health *h;
-};
-
 /* On the worker pool: a fresh round may take up to HEALTH_CHECK_TIMEOUT. */
 static void ops_refresh_work(struct http_deferred *d, void *arg)
 {
-    struct ops_refresh *r = arg;
+    struct health *h = arg;
     struct health_report rep;
 
-    health_refresh(r->h);
-    health_report(r->h, &rep);
-    free(r);
+    health_refresh(h);
+    health_report(h, &rep);
     /* a deferred answer carries no extra headers: the status field says degraded */
     http_deferred_reply_json(d, ops_report_status(&rep), ops_report_json(&rep));
 }
@@ -133,9 +129,7 @@ static void ops_health_detailed(struct http_req *req)
         return;
     }
     if (!ops_use_cache(req)) {
-        struct ops_refresh *r = xcalloc(1, sizeof *r);
-        r->h = svc->health;
-        http_req_defer_run(req, ops_refresh_work, r, NULL);
+        http_req_defer_run(req, ops_refresh_work, svc->health, NULL);
         return;
     }
     health_report(svc->health, &rep);
@@ -348,6 +342,64 @@ static void ops_stats(struct http_req *req)
     free(out);
 }
 
+/* ---- /__test/exec (hidden: KILN_TEST_ROUTES=1) ---- */
+
+/* A minimal execution through core/exec_service (what /exec does, without the contract's
+ * shapes), so that the metrics tests can run code whatever state the /exec route is in. */
+struct ops_exec {
+    struct kiln_services *svc;
+    char *lang, *code;
+};
+
+static void ops_exec_work(struct http_deferred *d, void *arg)
+{
+    struct ops_exec *x = arg;
+    struct exec_request er = {0};
+    struct exec_response resp = {0};
+    struct exec_error_info info;
+    struct errbuf eb;
+    enum kiln_err rc;
+
+    errbuf_clear(&eb);
+    er.lang = x->lang;
+    er.code = x->code;
+    er.code_len = strlen(x->code);
+    er.cancel_fd = http_deferred_cancel_fd(d);
+    rc = exec_service_run(x->svc, &er, &resp, &info, &eb);
+    if (rc)
+        http_deferred_reply_error(d, rc, eb.msg);
+    else
+        http_deferred_reply_json(d, 200,
+                                 json_pack("{s:s, s:s, s:i, s:s}", "status", resp.status, "stdout",
+                                           resp.stdout_text ? resp.stdout_text : "", "exit_code",
+                                           resp.exit_code, "session_id", resp.session_id));
+    exec_response_clear(&resp);
+    free(x->lang);
+    free(x->code);
+    free(x);
+}
+
+static void ops_test_exec(struct http_req *req)
+{
+    struct kiln_services *svc = ops_svc(req);
+    json_t *body = http_req_json(req);
+    const char *lang = json_string_value(json_object_get(body, "lang"));
+    const char *code = json_string_value(json_object_get(body, "code"));
+    struct ops_exec *x;
+
+    if (svc == NULL)
+        return;
+    if (lang == NULL || code == NULL) {
+        http_reply_error(req, KILN_ERR_INVALID, "lang and code are required", NULL);
+        return;
+    }
+    x = xcalloc(1, sizeof *x);
+    x->svc = svc;
+    x->lang = xstrdup(lang);
+    x->code = xstrdup(code);
+    http_req_defer_run(req, ops_exec_work, x, NULL);
+}
+
 /* ---- the dashboard (static, no credential: the page signs in with the master key) ---- */
 
 #define OPS_DASHBOARD_CSP                                                                          \
@@ -378,6 +430,7 @@ const struct http_route api_ops_routes[] = {
     {"GET", "/metrics", ops_metrics, 0, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/health/detailed", ops_health_detailed, 0, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/health/{dependency}", ops_health_one, 0, HTTP_BODY_NONE, 0, NULL},
+    {"POST", "/__test/exec", ops_test_exec, HTTP_ROUTE_HIDDEN, HTTP_BODY_JSON, 0, NULL},
     {"GET", "/admin-dashboard", ops_dashboard, HTTP_ROUTE_NO_AUTH, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/admin-dashboard/{file}", ops_dashboard, HTTP_ROUTE_NO_AUTH, HTTP_BODY_NONE, 0, NULL},
 };

@@ -541,7 +541,9 @@ static enum kiln_err keys_fetch(struct keys *k, const char *hash, long long now,
     rc = k->st->ops->kv_get(k->st, KEYS_NS, hash, now, &val, &len, NULL, eb);
     if (rc == KILN_ERR_NOT_FOUND) {
         free(val);
-        return KILN_ERR_UNAUTHORIZED; /* eb left for auth to say "Invalid API key" */
+        if (eb != NULL) /* empty: auth says "Invalid API key" */
+            eb->msg[0] = '\0';
+        return KILN_ERR_UNAUTHORIZED;
     }
     if (rc) {
         free(val);
