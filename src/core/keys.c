@@ -413,7 +413,8 @@ enum kiln_err keys_list(struct keys *k, struct keys_record **out, size_t *n, str
         keys_records_free(s.a, s.n);
         return rc;
     }
-    qsort(s.a, s.n, sizeof *s.a, keys_by_created);
+    if (s.n > 1)
+        qsort(s.a, s.n, sizeof *s.a, keys_by_created);
     all = xcalloc(k->nenv + s.n + 1, sizeof *all);
     for (size_t i = 0; i < k->nenv; i++)
         keys_env_record(k, i, &all[i]);
