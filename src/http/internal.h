@@ -71,6 +71,7 @@ struct http_req {
     struct MHD_PostProcessor *pp;
     bool part_open;
     uint64_t part_bytes;
+    uint64_t file_bytes_in; /* bytes of multipart parts with a filename (upload metrics) */
     char *part_field, *part_filename;
 
     void *state;
@@ -84,6 +85,7 @@ struct http_req {
     struct http_hdr *hdrs;
     bool queued;
     uint64_t bytes_out;
+    bool file_reply; /* answered with http_reply_file() (download metrics) */
     struct http_deferred *deferred;
 };
 

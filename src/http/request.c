@@ -129,6 +129,11 @@ void http_req_end(struct http_req *req)
                             req->method, (int)req->status,
                             (double)(now.tv_sec - req->start.tv_sec) +
                                 (double)(now.tv_nsec - req->start.tv_nsec) / 1e9);
+        /* file bytes whatever the handler: accepted uploads in, files served out */
+        if (req->file_bytes_in > 0 && req->status >= 200 && req->status < 300)
+            metrics_add(req->srv->metrics, METRIC_UPLOAD_BYTES_TOTAL, NULL, req->file_bytes_in);
+        if (req->file_reply && req->status >= 200 && req->status < 300)
+            metrics_add(req->srv->metrics, METRIC_DOWNLOAD_BYTES_TOTAL, NULL, req->bytes_out);
     }
     if (req->srv->cfg->enable_access_logs)
         log_access(req->srv->log ? req->srv->log : log_default(), req->id, req->method, req->path,
@@ -463,6 +468,7 @@ void http_reply_file(struct http_req *req, int fd, uint64_t size, const char *co
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
     }
     http_req_set_resp(req, rng > 0 ? 206 : 200, r, len);
+    req->file_reply = true;
 }
 
 /* ---- common headers ---- */

@@ -182,6 +182,8 @@ static enum MHD_Result http_pp_iter(void *cls, enum MHD_ValueKind kind, const ch
     }
     if (rc == KILN_OK && size > 0) {
         req->part_bytes += size;
+        if (req->part_filename != NULL)
+            req->file_bytes_in += size;
         rc = ops->part_data ? ops->part_data(req, data, size, &eb) : KILN_OK;
     }
     if (rc != KILN_OK) {

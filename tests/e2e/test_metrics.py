@@ -69,6 +69,16 @@ def test_metrics_count_what_the_test_did(srv):
     r = execute(srv, "cobol", "DISPLAY 'x'")
     assert r.status_code == 400
 
+    # file bytes in and out, counted by the HTTP layer whatever the route's handler
+    r = httpx.post(srv.url + "/__test/upload", headers=H,
+                   files={"file": ("a.bin", b"x" * 12345, "application/octet-stream")},
+                   data={"note": "not a file"})
+    assert r.status_code == 200, r.text
+    r = httpx.get(srv.url + "/__test/file?size=7000", headers=H)
+    assert r.status_code == 200 and len(r.content) == 7000
+    r = httpx.get(srv.url + "/__test/file?size=7000", headers={**H, "Range": "bytes=0-99"})
+    assert r.status_code == 206 and len(r.content) == 100
+
     s2, _ = scrape(srv)
     d = lambda name, **lb: val(s2, name, **lb) - val(s1, name, **lb)  # noqa: E731
     assert d("kiln_http_requests_total", route="/health", method="GET", status="200") == 6
@@ -86,6 +96,8 @@ def test_metrics_count_what_the_test_did(srv):
     assert d("kiln_execution_queue_wait_seconds_count") == 2
     assert val(s2, "kiln_executions_active") == 0 and val(s2, "kiln_executions_queued") == 0
     assert val(s2, "kiln_sessions") >= 1
+    assert d("kiln_upload_bytes_total") == 12345
+    assert d("kiln_download_bytes_total") == 7100
     # no raw path ever becomes a label
     assert not any(("route", "/files/abc") in k[1] for k in s2)
 
