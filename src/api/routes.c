@@ -10,6 +10,8 @@ size_t api_route_groups(struct http_route_group *out, size_t cap)
         {HTTP_MOUNT_API, api_upload_routes, api_upload_routes_count},
         {HTTP_MOUNT_API, api_files_routes, api_files_routes_count},
         {HTTP_MOUNT_API, api_state_routes, api_state_routes_count},
+        {HTTP_MOUNT_API, api_ops_routes, api_ops_routes_count},
+        {HTTP_MOUNT_ADMIN, api_admin_routes, api_admin_routes_count},
         {HTTP_MOUNT_API, api_test_routes, api_test_routes_count},
         {HTTP_MOUNT_ADMIN, api_test_admin_routes, api_test_admin_routes_count},
     };

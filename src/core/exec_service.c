@@ -14,6 +14,7 @@
 #include "core/sessions.h"
 #include "core/state.h"
 #include "lang/lang.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
 
 #define MIB (1024LL * 1024LL)
@@ -562,9 +563,74 @@ static void es_response_files(const struct es_inputs *x, const struct exec_resul
     }
 }
 
+/* The metrics status of an execution (metrics.h METRICS_EXEC_STATUSES): rc and, when it ran,
+ * the sandbox's status and exit code. */
+static const char *es_metrics_status(enum kiln_err rc, const struct exec_response *resp)
+{
+    static const struct {
+        const char *sbx, *metric;
+    } map[] = {{"timeout", "timeout"},
+               {"oom", "memory_limit"},
+               {"output_limit", "failed"},
+               {"killed", "error"},
+               {"error", "failed"}};
+
+    if (rc == KILN_ERR_INVALID || rc == KILN_ERR_RATE_LIMITED || rc == KILN_ERR_FORBIDDEN ||
+        rc == KILN_ERR_NOT_FOUND)
+        return "rejected";
+    if (rc != KILN_OK || resp->status == NULL)
+        return "error";
+    if (strcmp(resp->status, "ok") == 0)
+        return resp->exit_code == 0 && resp->signal == 0 ? "completed" : "failed";
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(resp->status, map[i].sbx) == 0)
+            return map[i].metric;
+    return "other";
+}
+
+/* Active and queued gauges from the gate, after it changed. */
+static void es_metrics_gate(struct kiln_services *svc)
+{
+    long long running = 0, queued = 0;
+
+    if (svc->metrics == NULL || svc->gate == NULL)
+        return;
+    exec_gate_stats(svc->gate, &running, &queued);
+    metrics_gauge_set(svc->metrics, METRIC_EXECUTIONS_ACTIVE, NULL, running);
+    metrics_gauge_set(svc->metrics, METRIC_EXECUTIONS_QUEUED, NULL, queued);
+}
+
+static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request *req,
+                            struct exec_response *resp, struct exec_error_info *info,
+                            struct errbuf *eb, long long *ran_ms);
+
 enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_request *req,
                                struct exec_response *resp, struct exec_error_info *info,
                                struct errbuf *eb)
+{
+    long long ran_ms = -1;
+    enum kiln_err rc = es_run(svc, req, resp, info, eb, &ran_ms);
+
+    if (svc->metrics != NULL) {
+        const struct lang *l = req->lang != NULL ? lang_find(req->lang) : NULL;
+        const char *status = es_metrics_status(rc, resp);
+        const char *labels[2] = {l != NULL ? l->code : "other", status};
+        /* only a run has a duration: refusals are counted without skewing the latencies */
+        if (ran_ms >= 0)
+            metrics_record_execution(svc->metrics, labels[0], status, (double)ran_ms / 1e3, 0);
+        else
+            metrics_inc(svc->metrics, METRIC_EXECUTIONS_TOTAL, labels);
+        if (rc == KILN_OK)
+            metrics_observe(svc->metrics, METRIC_EXECUTION_QUEUE_WAIT, NULL,
+                            (double)resp->queue_wait_ms / 1e3);
+        es_metrics_gate(svc);
+    }
+    return rc;
+}
+
+static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request *req,
+                            struct exec_response *resp, struct exec_error_info *info,
+                            struct errbuf *eb, long long *ran_ms)
 {
     const struct kiln_config *cfg = svc->cfg;
     struct es_inputs x = {0};
@@ -628,6 +694,7 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
         goto out;
     entered = true;
     started = gate_now_ms();
+    es_metrics_gate(svc);
     timeout_ms = es_timeout_ms(cfg, req->timeout_ms);
     struct exec_job job = {
         .lang = lang,
@@ -649,7 +716,8 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
         .state_capture_on_error = cfg->state_capture_on_error,
     };
     rc = svc->exec->ops->run(svc->exec, &job, &res, eb);
-    gate_leave(svc->gate, gate_now_ms() - started);
+    *ran_ms = gate_now_ms() - started;
+    gate_leave(svc->gate, *ran_ms);
     entered = false;
     if (rc)
         goto out;

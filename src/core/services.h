@@ -16,6 +16,9 @@
 struct exec_gate;
 struct sessions_sweeper;
 struct state_ctx;
+struct metrics;
+struct health;
+struct keys;
 
 /* Milliseconds since the epoch; tests substitute a fake clock. */
 typedef long long (*services_clock_fn)(void *arg);
@@ -31,6 +34,10 @@ struct kiln_services {
     struct state_ctx *state;          /* Python state: write lock + archiver (core/state.h) */
     services_clock_fn clock;          /* NULL = the real clock */
     void *clock_arg;
+    /* Operations (issue 7), set by `kiln serve` after services_open(); borrowed, may be NULL. */
+    struct metrics *metrics; /* exec_service_run() records every execution there */
+    struct health *health;   /* /health/detailed */
+    struct keys *keys;       /* managed API keys (admin API) */
 };
 
 /* Open the backends cfg names (creating DATA_DIR), run the start-up recovery
