@@ -254,11 +254,13 @@ static void api_exec(struct http_req *req)
     j->er.user_id = j->user;
     rc = exec_service_validate(&j->er, &info, &eb);
     if (rc) {
+        exec_service_count_refusal(svc, j->er.lang);
         http_reply_error(req, rc, eb.msg,
                          info.field[0] != '\0' ? api_details(info.field, eb.msg, info.code) : NULL);
         goto fail;
     }
     if (exec_gate_reserve(svc->gate, &retry, &eb) != KILN_OK) {
+        exec_service_count_refusal(svc, j->er.lang);
         http_reply_rate_limited(req, eb.msg, (long)retry,
                                 (long)svc->cfg->max_concurrent_executions);
         goto fail;

@@ -604,6 +604,15 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
                             struct exec_response *resp, struct exec_error_info *info,
                             struct errbuf *eb, long long *ran_ms);
 
+void exec_service_count_refusal(struct kiln_services *svc, const char *lang)
+{
+    const struct lang *l = lang != NULL ? lang_find(lang) : NULL;
+    const char *labels[2] = {l != NULL ? l->code : "other", "rejected"};
+
+    if (svc->metrics != NULL)
+        metrics_inc(svc->metrics, METRIC_EXECUTIONS_TOTAL, labels);
+}
+
 enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_request *req,
                                struct exec_response *resp, struct exec_error_info *info,
                                struct errbuf *eb)

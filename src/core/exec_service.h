@@ -96,6 +96,11 @@ struct exec_error_info {
     long long retry_after_s; /* > 0 with KILN_ERR_RATE_LIMITED */
 };
 
+/* Count an execution refused before it reached exec_service_run() (validation failed, no place
+ * in the queue) as kiln_executions_total{status="rejected"}; lang may be NULL or unknown
+ * ("other"). A no-op without metrics. */
+void exec_service_count_refusal(struct kiln_services *svc, const char *lang);
+
 /* Check req without running anything: code non-empty after whitespace (`empty_code`), lang one
  * of the 13 (`unsupported_language`), entity_id, session id shape, file refs' ids. */
 enum kiln_err exec_service_validate(const struct exec_request *req, struct exec_error_info *info,
