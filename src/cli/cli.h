@@ -28,5 +28,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 /* `kiln run -l LANG [-f FILE | CODE] ...`: one execution in a fresh sandbox (cli/cmd_run.c). */
 int cmd_run(int argc, char **argv);
+/* `kiln exec -l LANG [-f FILE | CODE] ...`: run code on a kiln server (cli/cmd_exec.c). */
+int cmd_exec(int argc, char **argv);
 
 #endif
