@@ -31,8 +31,9 @@ async function upload(name, body) {
     method: 'POST', body: fd,
     headers: { 'X-API-Key': key, 'User-Id': 'agents-user', 'User-Agent': 'LibreChat/1.0' },
   });
-  assert.strictEqual(r.status, 200, await r.text());
-  const j = await r.json();
+  const t = await r.text();
+  assert.strictEqual(r.status, 200, t);
+  const j = JSON.parse(t);
   assert.strictEqual(j.message, 'success');
   return { session_id: j.session_id, id: j.files[0].fileId, name: j.files[0].filename };
 }
