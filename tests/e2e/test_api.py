@@ -424,3 +424,40 @@ def test_large_upload_streams_with_flat_rss(kiln_server):
     for _ in range(size // len(chunk)):
         expect.update(chunk)
     assert meta["etag"] == expect.hexdigest()
+
+
+def test_jwt_sub_binds_the_user_whatever_the_request_claims(kiln_server, tmp_path):
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "ed.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    s = kiln_server(JWT_PUBLIC_KEYS_DIR=str(tmp_path))
+
+    def bearer(sub):
+        now = int(time.time())
+        t = pyjwt.encode({"iss": "librechat", "aud": "codeapi", "sub": sub, "iat": now, "nbf": now,
+                          "exp": now + 120}, key, algorithm="EdDSA")
+        return {"Authorization": f"Bearer {t}"}
+
+    c = httpx.Client(timeout=60)
+    r = c.post(s.url + "/upload", headers={**bearer("alice"), "User-Id": "mallory"},
+               files=[("file", ("a.txt", b"alice-data", "text/plain"))])
+    sid, fid = r.json()["session_id"], r.json()["files"][0]["fileId"]
+    # bob, even claiming to be alice in the header, the query and the body, sees nothing
+    bob = {**bearer("bob"), "User-Id": "alice"}
+    assert c.get(f"{s.url}/files/{sid}", headers=bob).json() == []
+    assert c.get(f"{s.url}/download/{sid}/{fid}", headers=bob,
+                 params={"kind": "user", "id": "alice"}).status_code == 404
+    assert c.delete(f"{s.url}/files/{sid}/{fid}", headers=bob).status_code == 404
+    r = c.post(s.url + "/exec", headers=bob, json={
+        "lang": "py", "code": "print(open('a.txt').read())", "user_id": "alice",
+        "files": [{"id": fid, "session_id": sid, "name": "a.txt"}]})
+    assert r.status_code == 403 and "alice-data" not in r.text
+    # alice, with a JWT, reaches her file even while naming someone else
+    r = c.post(s.url + "/exec", headers=bearer("alice"), json={
+        "lang": "py", "code": "print(open('a.txt').read())", "user_id": "mallory",
+        "files": [{"id": fid, "session_id": sid, "name": "a.txt"}]})
+    assert r.status_code == 200 and r.json()["stdout"] == "alice-data\n"
+    assert c.get(f"{s.url}/download/{sid}/{fid}", headers=bearer("alice")).content == b"alice-data"
