@@ -38,5 +38,8 @@ extern const struct http_route api_files_routes[];
 extern const size_t api_files_routes_count;
 extern const struct http_route api_upload_routes[];
 extern const size_t api_upload_routes_count;
+/* /state/{session_id} (src/api/state.c, issue 6). */
+extern const struct http_route api_state_routes[];
+extern const size_t api_state_routes_count;
 
 #endif

@@ -183,9 +183,16 @@ static json_t *api_exec_result(const struct exec_response *r)
     json_object_set_new(o, "wall_time_ms", json_integer(r->wall_time_ms));
     json_object_set_new(o, "cpu_time_ms", json_integer(r->cpu_time_ms));
     json_object_set_new(o, "memory_peak_kb", json_integer(r->memory_peak_kb));
-    json_object_set_new(o, "has_state", json_false());
-    json_object_set_new(o, "state_size", json_null());
-    json_object_set_new(o, "state_hash", json_null());
+    json_object_set_new(o, "has_state", json_boolean(r->has_state));
+    json_object_set_new(o, "state_size", r->has_state ? json_integer(r->state_size) : json_null());
+    json_object_set_new(o, "state_hash", r->has_state ? json_string(r->state_hash) : json_null());
+    if (r->nstate_notes > 0) {
+        json_t *notes = json_array();
+        for (size_t i = 0; i < r->nstate_notes; i++)
+            json_array_append_new(notes,
+                                  api_json_text(r->state_notes[i], strlen(r->state_notes[i])));
+        json_object_set_new(o, "state_notes", notes);
+    }
     if (r->files_skipped > 0)
         json_object_set_new(o, "files_skipped", json_integer((json_int_t)r->files_skipped));
     return o;

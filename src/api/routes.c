@@ -9,6 +9,7 @@ size_t api_route_groups(struct http_route_group *out, size_t cap)
         {HTTP_MOUNT_API, api_exec_routes, api_exec_routes_count},
         {HTTP_MOUNT_API, api_upload_routes, api_upload_routes_count},
         {HTTP_MOUNT_API, api_files_routes, api_files_routes_count},
+        {HTTP_MOUNT_API, api_state_routes, api_state_routes_count},
         {HTTP_MOUNT_API, api_test_routes, api_test_routes_count},
         {HTTP_MOUNT_ADMIN, api_test_admin_routes, api_test_admin_routes_count},
     };

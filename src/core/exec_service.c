@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <time.h>
 
 #include "core/files.h"
 #include "core/names.h"
 #include "core/sessions.h"
+#include "core/state.h"
 #include "lang/lang.h"
 #include "util/xmalloc.h"
 
@@ -472,6 +474,60 @@ static void es_texts(const struct sbx_result *run, struct exec_response *resp)
     resp->stderr_len = en;
 }
 
+/* --- Python state (core/state.h) ------------------------------------------------------------- */
+
+static void es_note(struct exec_response *resp, const char *text)
+{
+    if (resp->nstate_notes >= 64)
+        return;
+    resp->state_notes =
+        xreallocarray(resp->state_notes, resp->nstate_notes + 1, sizeof *resp->state_notes);
+    resp->state_notes[resp->nstate_notes++] = xstrdup(text);
+}
+
+/* The runner's notes file (untrusted JSON from the sandbox): its "notes" strings. */
+static void es_runner_notes(const char *json, struct exec_response *resp)
+{
+    json_t *root = json != NULL ? json_loads(json, 0, NULL) : NULL;
+    json_t *notes = json_object_get(root, "notes"), *v;
+    size_t i;
+
+    json_array_foreach(notes, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s != NULL)
+            es_note(resp, s);
+    }
+    json_decref(root);
+}
+
+/* After the run: store what the runner captured (validated: it comes from the sandbox) and
+ * report the session's state as it now is. A state that cannot be stored is a note, never a
+ * failed execution. */
+static void es_state_after(struct kiln_services *svc, const char *sid, struct exec_result *res,
+                           struct exec_response *resp)
+{
+    struct state_info info = {0};
+    struct errbuf seb;
+
+    es_runner_notes(res->state_notes, resp);
+    errbuf_clear(&seb);
+    if (res->state_out != NULL &&
+        state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb) != KILN_OK) {
+        char *msg = xasprintf("state not saved: %s", seb.msg);
+        es_note(resp, msg);
+        free(msg);
+        memset(&info, 0, sizeof info);
+    }
+    if (!info.exists)
+        state_info_get(svc, sid, &info, NULL);
+    resp->has_state = info.exists;
+    if (info.exists) {
+        resp->state_size = info.size;
+        memcpy(resp->state_hash, info.sha256, sizeof resp->state_hash);
+    }
+}
+
 static char *es_path(const char *name)
 {
     return xasprintf("/mnt/data/%s", name);
@@ -522,7 +578,10 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     size_t nrecs = 0;
     const char **ref_sids = NULL;
     long long timeout_ms, waited = 0, started;
-    bool created = false, entered = false;
+    bool created = false, entered = false, with_state;
+    void *state_in = NULL;
+    size_t state_in_len = 0;
+    char *state_note = NULL;
     char lang[16];
     enum kiln_err rc;
 
@@ -554,6 +613,18 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     if (rc)
         goto out;
 
+    with_state = cfg->state_persistence_enabled && strcmp(lang, "py") == 0;
+    if (with_state && !created) {
+        struct state_info si;
+        /* none, or a corrupted copy (dropped, noted): the program starts without state */
+        if (state_load(svc, session.id, &state_in, &state_in_len, &si, &state_note, NULL) !=
+            KILN_OK) {
+            free(state_in);
+            state_in = NULL;
+            state_in_len = 0;
+        }
+    }
+
     rc = gate_enter(svc->gate, req->cancel_fd, &waited,
                     info != NULL ? &info->retry_after_s : &(long long){0}, eb);
     if (rc)
@@ -574,6 +645,11 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
         .nkeys = keys.n,
         .max_file_size = cfg->max_file_size_mb * MIB,
         .cancel_fd = req->cancel_fd,
+        .state_enabled = with_state,
+        .state_in = state_in,
+        .state_in_len = state_in_len,
+        .state_max_bytes = cfg->state_max_size_mb * MIB,
+        .state_capture_on_error = cfg->state_capture_on_error,
     };
     rc = svc->exec->ops->run(svc->exec, &job, &res, eb);
     gate_leave(svc->gate, gate_now_ms() - started);
@@ -597,6 +673,10 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     resp->queue_wait_ms = waited;
     es_response_files(&x, &res, recs, nrecs, req->echo_inherited, resp);
     resp->files_skipped = res.skipped;
+    if (state_note != NULL)
+        es_note(resp, state_note);
+    if (with_state)
+        es_state_after(svc, session.id, &res, resp);
 out:
     if (entered)
         gate_leave(svc->gate, gate_now_ms() - started);
@@ -608,6 +688,8 @@ out:
     es_keys_free(&keys);
     store_session_clear(&session);
     free(ref_sids);
+    free(state_in);
+    free(state_note);
     es_inputs_free(&x);
     if (rc)
         exec_response_clear(resp);
@@ -625,5 +707,6 @@ void exec_response_clear(struct exec_response *resp)
         free(resp->files[i].path);
     }
     free(resp->files);
+    store_strings_free(resp->state_notes, resp->nstate_notes);
     memset(resp, 0, sizeof *resp);
 }

@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "core/services.h"
+#include "util/sha256.h"
 
 /* A file ref of either generation: gen 1 {id, name, session_id}, gen 2 {id, resource_id, name,
  * storage_session_id, kind, version}. The API passes session_id = storage_session_id when
@@ -75,6 +76,17 @@ struct exec_response {
     size_t nfiles;
     size_t files_skipped; /* outputs left out by MAX_OUTPUT_FILES / MAX_FILE_SIZE_MB */
     long long queue_wait_ms;
+    /* Python state after the run (core/state.h): has_state false → the API writes
+     * "state_size": null, "state_hash": null. state_notes (nstate_notes strings, owned) say
+     * what was not saved or restored ("variable 'g' not saved: generator cannot be pickled…",
+     * "state not saved: 5.0 MB exceeds STATE_MAX_SIZE_MB (1 MB)", "stored state was corrupted
+     * and has been dropped"); the API writes them as the array "state_notes", omitted when
+     * empty (docs/state.md). */
+    bool has_state;
+    long long state_size;
+    char state_hash[SHA256_HEX_BUF];
+    char **state_notes;
+    size_t nstate_notes;
 };
 
 /* Extra facts of a refusal for the error body: the `details` entry and Retry-After. */

@@ -8,6 +8,7 @@
 
 #include "core/exec_service.h"
 #include "core/sessions.h"
+#include "core/state.h"
 #include "sandbox/sandbox.h"
 #include "util/xmalloc.h"
 
@@ -98,6 +99,9 @@ enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services 
     rc = sessions_recover(svc, &rec, eb);
     if (rc)
         goto fail;
+    rc = state_ctx_new(svc, &svc->state, eb);
+    if (rc)
+        goto fail;
     if (cfg->session_ttl_hours > 0 || cfg->session_ttl_seconds > 0) {
         rc = sessions_sweeper_start(svc, &svc->sweeper, eb);
         if (rc)
@@ -117,6 +121,7 @@ void services_close(struct kiln_services *svc)
     sessions_sweeper_stop(svc->sweeper);
     if (svc->gate != NULL)
         exec_gate_wait_idle(svc->gate); /* API threads still finishing their executions */
+    state_ctx_free(svc->state);
     exec_gate_free(svc->gate);
     if (svc->exec != NULL)
         svc->exec->ops->close(svc->exec);

@@ -15,6 +15,7 @@
 
 struct exec_gate;
 struct sessions_sweeper;
+struct state_ctx;
 
 /* Milliseconds since the epoch; tests substitute a fake clock. */
 typedef long long (*services_clock_fn)(void *arg);
@@ -27,6 +28,7 @@ struct kiln_services {
     struct exec_gate *gate;           /* MAX_CONCURRENT_EXECUTIONS + MAX_QUEUED_EXECUTIONS */
     struct sbx_ctx *sbx;              /* the local backend's sandbox context, or NULL */
     struct sessions_sweeper *sweeper; /* the background TTL sweeper, or NULL */
+    struct state_ctx *state;          /* Python state: write lock + archiver (core/state.h) */
     services_clock_fn clock;          /* NULL = the real clock */
     void *clock_arg;
 };

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/ids.h"
+#include "core/state.h"
 #include "util/xmalloc.h"
 
 /* Sessions swept per store round trip. */
@@ -148,6 +149,7 @@ enum kiln_err sessions_delete(struct kiln_services *svc, const char *sid, struct
         return rc;
     sessions_drop_bytes(svc, keys, n);
     store_strings_free(keys, n);
+    state_delete(svc, sid, NULL);
     return KILN_OK;
 }
 
@@ -191,8 +193,11 @@ static enum kiln_err sessions_orphan_cb(void *arg, const char *key)
 {
     struct sessions_orphans *o = arg;
     bool ref = true;
-    enum kiln_err rc = o->svc->store->ops->blob_key_referenced(o->svc->store, key, &ref, NULL);
+    enum kiln_err rc;
 
+    if (state_blob_key(key)) /* archived Python state: core/state.c owns and expires it */
+        return KILN_OK;
+    rc = o->svc->store->ops->blob_key_referenced(o->svc->store, key, &ref, NULL);
     if (rc)
         return rc;
     if (!ref) {

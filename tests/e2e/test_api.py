@@ -24,7 +24,8 @@ def test_exec_runs_python_and_answers_the_contract_fields(server, prefix):
     assert re.match(ID_RE, r["session_id"])
     assert r["stdout"] == "42\n" and r["stderr"] == ""
     assert r["exit_code"] == 0 and r["signal"] is None and r["status"] == "ok"
-    assert r["has_state"] is False and r["state_size"] is None and r["state_hash"] is None
+    # STATE_PERSISTENCE_ENABLED (default): a Python run leaves a state (docs/state.md)
+    assert r["has_state"] is True and r["state_size"] > 0 and len(r["state_hash"]) == 64
     for k in ("wall_time_ms", "cpu_time_ms", "memory_peak_kb"):
         assert isinstance(r[k], int)
     [f] = r["files"]
