@@ -201,6 +201,7 @@ static json_t *api_exec_result(const struct exec_response *r)
 static void *api_exec_thread(void *arg)
 {
     struct api_exec_job *j = arg;
+    struct exec_gate *gate;
     struct exec_response resp;
     struct exec_error_info info;
     struct errbuf eb;
@@ -221,8 +222,10 @@ static void *api_exec_thread(void *arg)
         http_deferred_reply_json(j->d, kiln_err_http_status(rc), e);
     }
     exec_response_clear(&resp);
-    exec_gate_release(j->svc->gate);
+    gate = j->svc->gate;
     api_exec_job_free(j);
+    /* last: after this the services may be closed (shutdown waits for the release) */
+    exec_gate_release(gate);
     return NULL;
 }
 

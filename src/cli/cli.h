@@ -30,5 +30,7 @@ int cmd_config(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* `kiln keys list|create|update|revoke`: API keys of a running server (cli/cmd_keys.c). */
 int cmd_keys(int argc, char **argv);
+/* `kiln exec -l LANG [-f FILE | CODE] ...`: run code on a kiln server (cli/cmd_exec.c). */
+int cmd_exec(int argc, char **argv);
 
 #endif

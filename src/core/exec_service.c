@@ -313,6 +313,9 @@ static enum kiln_err es_add_session_files(struct kiln_services *svc, const char 
         return rc;
     x->recs = xreallocarray(x->recs, x->n + n + 1, sizeof *x->recs);
     x->in = xreallocarray(x->in, x->n + n + 1, sizeof *x->in);
+    /* the inputs point into the records (sha256 is an array member): re-point after the move */
+    for (size_t j = 0; j < x->n; j++)
+        x->in[j].sha256 = x->recs[j].sha256;
     for (size_t i = 0; i < n; i++) {
         bool dup = false;
         for (size_t j = 0; j < x->n; j++)

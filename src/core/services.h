@@ -47,7 +47,8 @@ struct kiln_services {
 enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services **out,
                             struct errbuf *eb);
 
-/* Stop the sweeper and close every backend. NULL is a no-op. */
+/* Stop the sweeper, wait for reserved executions (exec_gate_wait_idle()), close every backend.
+ * NULL is a no-op. */
 void services_close(struct kiln_services *svc);
 
 /* The current time in ms (svc->clock when set). */

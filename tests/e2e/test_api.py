@@ -386,3 +386,79 @@ def test_ttl_sweep_removes_sessions_records_and_bytes(kiln_server):
     assert not os.path.exists(blob), "the sweeper did not remove the bytes"
     assert a.get(f"/files/{sid}").json() == []
     assert a.get(f"/download/{sid}/{fid}").status_code == 404
+
+
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_large_upload_streams_with_flat_rss(kiln_server):
+    s = kiln_server(MAX_FILE_SIZE_MB=400, MAX_TOTAL_FILE_SIZE_MB=400)
+    size = 200 * 1024 * 1024
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    boundary = "kilnbigupload"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():
+        yield head
+        for _ in range(size // len(chunk)):
+            yield chunk
+        yield tail
+
+    before = vm_hwm_kb(s.proc.pid)
+    r = httpx.post(s.url + "/upload", content=body(), timeout=300, headers={
+        **KEY, "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(len(head) + size + len(tail))})
+    assert r.status_code == 200, r.text
+    grew_mb = (vm_hwm_kb(s.proc.pid) - before) / 1024
+    assert grew_mb < 40, f"peak RSS grew by {grew_mb:.1f} MB for a 200 MB upload"
+    sid, fid = r.json()["session_id"], r.json()["files"][0]["fileId"]
+    meta = httpx.get(f"{s.url}/sessions/{sid}/objects/{fid}", headers=KEY).json()
+    assert meta["size"] == size
+    expect = hashlib.sha256()
+    for _ in range(size // len(chunk)):
+        expect.update(chunk)
+    assert meta["etag"] == expect.hexdigest()
+
+
+def test_jwt_sub_binds_the_user_whatever_the_request_claims(kiln_server, tmp_path):
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "ed.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    s = kiln_server(JWT_PUBLIC_KEYS_DIR=str(tmp_path))
+
+    def bearer(sub):
+        now = int(time.time())
+        t = pyjwt.encode({"iss": "librechat", "aud": "codeapi", "sub": sub, "iat": now, "nbf": now,
+                          "exp": now + 120}, key, algorithm="EdDSA")
+        return {"Authorization": f"Bearer {t}"}
+
+    c = httpx.Client(timeout=60)
+    r = c.post(s.url + "/upload", headers={**bearer("alice"), "User-Id": "mallory"},
+               files=[("file", ("a.txt", b"alice-data", "text/plain"))])
+    sid, fid = r.json()["session_id"], r.json()["files"][0]["fileId"]
+    # bob, even claiming to be alice in the header, the query and the body, sees nothing
+    bob = {**bearer("bob"), "User-Id": "alice"}
+    assert c.get(f"{s.url}/files/{sid}", headers=bob).json() == []
+    assert c.get(f"{s.url}/download/{sid}/{fid}", headers=bob,
+                 params={"kind": "user", "id": "alice"}).status_code == 404
+    assert c.delete(f"{s.url}/files/{sid}/{fid}", headers=bob).status_code == 404
+    r = c.post(s.url + "/exec", headers=bob, json={
+        "lang": "py", "code": "print(open('a.txt').read())", "user_id": "alice",
+        "files": [{"id": fid, "session_id": sid, "name": "a.txt"}]})
+    assert r.status_code == 403 and "alice-data" not in r.text
+    # alice, with a JWT, reaches her file even while naming someone else
+    r = c.post(s.url + "/exec", headers=bearer("alice"), json={
+        "lang": "py", "code": "print(open('a.txt').read())", "user_id": "mallory",
+        "files": [{"id": fid, "session_id": sid, "name": "a.txt"}]})
+    assert r.status_code == 200 and r.json()["stdout"] == "alice-data\n"
+    assert c.get(f"{s.url}/download/{sid}/{fid}", headers=bearer("alice")).content == b"alice-data"

@@ -246,3 +246,32 @@ def crash_scenario(data, run):
         assert Api(s2).exec("print('alive')")["stdout"] == "alive\n"
     finally:
         assert s2.stop() == 0
+
+
+def test_shutdown_cancels_running_executions_and_exits_cleanly(kiln_server):
+    s = kiln_server(SHUTDOWN_GRACE_SECONDS=1)
+    tok = token()
+    result = {}
+
+    def slow():
+        try:
+            result["r"] = httpx.post(s.url + "/exec", headers=KEY, timeout=60, json={
+                "lang": "py", "code": "import time\ntime.sleep(60)", "args": [tok]})
+        except httpx.HTTPError as e:
+            result["e"] = e
+
+    t = threading.Thread(target=slow)
+    t.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not procs_with(tok):
+        time.sleep(0.1)
+    assert procs_with(tok)
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=20) == 0
+    assert time.monotonic() - t0 < 15
+    t.join(30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and procs_with(tok):
+        time.sleep(0.1)
+    assert procs_with(tok) == []
