@@ -188,6 +188,7 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
     struct sock_fprog prog = {plan->ctx->bpf_len, plan->ctx->bpf};
     int in, err, rep, rc, out = step->stdout_to_stderr ? plan->err_w : plan->out_w;
     sigset_t none;
+    struct sbx_plan p3;
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -208,8 +209,12 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
     if (in < 0 || out < 0 || err < 0 || rep < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
         dup2(err, 2) < 0 || dup3(rep, 3, O_CLOEXEC) < 0)
         goto fail_stdio;
-    /* Only 0, 1, 2 reach the program (3 is close-on-exec). */
+    /* Only 0, 1, 2 reach the program (3 is close-on-exec). From here on the report pipe is fd 3:
+     * its original number is closed. */
     close_range(4, ~0U, 0);
+    p3 = *plan;
+    p3.report_w = 3;
+    plan = &p3;
     if (chdir("/mnt/data") < 0)
         goto fail_stdio;
     rc = set_rlimits(plan);

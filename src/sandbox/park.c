@@ -387,6 +387,8 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
     fds[0] = (int)syscall(SYS_open_tree, ws->dirfd, "",
                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
     attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    /* Private: no mount event crosses between the host's workspace mount and the sandbox's. */
+    attr.propagation = MS_PRIVATE;
     if (fds[0] < 0 || mount_setattr(fds[0], "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 ||
         fstat(ws->dirfd, &st) < 0) {
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "cannot clone the workspace mount: %s",
