@@ -31,11 +31,8 @@
 static const struct {
     const char *lang, *code;
 } bench_programs[] = {
-    {"bash", "echo 1\n"},
-    {"js", "console.log(1)\n"},
-    {"php", "<?php echo 1, \"\\n\";\n"},
-    {"r", "cat(1, '\\n')\n"},
-    {"py", "print(1)\n"},
+    {"bash", "echo 1\n"},     {"js", "console.log(1)\n"}, {"php", "<?php echo 1, \"\\n\";\n"},
+    {"r", "cat(1, '\\n')\n"}, {"py", "print(1)\n"},
 };
 
 static double bench_now_ms(void)
@@ -72,9 +69,16 @@ static enum kiln_err bench_walk(void *arg, const char *relpath, int fd, const st
 }
 
 /* One execution; *ms its duration, *warm whether it took a parked sandbox. */
+/* Per-phase sums of the runs (lease or workspace, code file, run, walk, free), printed with -v. */
+struct bench_phases {
+    double t[5];
+    size_t n;
+};
+
 static int bench_one(struct sbx_ctx *ctx, struct sbx_pool *pool, const struct lang *l,
-                     const char *code, double *ms, bool *warm)
+                     const char *code, double *ms, bool *warm, struct bench_phases *ph)
 {
+    double tp[6];
     struct errbuf eb = {{0}};
     struct sbx_limits lim = {0};
     struct sbx_lease *lease = NULL;
@@ -84,13 +88,16 @@ static int bench_one(struct sbx_ctx *ctx, struct sbx_pool *pool, const struct la
     double t0 = bench_now_ms();
     int rc = -1;
 
+    tp[0] = t0;
     if (pool != NULL ? sbx_pool_lease(pool, l->code, 0, &lease, &eb)
                      : sbx_workspace_new(ctx, 0, &ws, &eb))
         goto out;
     if (lease != NULL)
         ws = sbx_lease_workspace(lease);
+    tp[1] = bench_now_ms();
     if (lang_job_new(l, code, strlen(code), NULL, 0, &lim, ws, &lj, &eb))
         goto out;
+    tp[2] = bench_now_ms();
     if (lease != NULL ? sbx_lease_run(lease, &lj->job, &res, &eb)
                       : sbx_run(ctx, &lj->job, &res, &eb))
         goto out;
@@ -99,9 +106,11 @@ static int bench_one(struct sbx_ctx *ctx, struct sbx_pool *pool, const struct la
                 sbx_status_name(res.status), res.out, res.err);
         goto out;
     }
+    tp[3] = bench_now_ms();
     if (sbx_workspace_walk(ws, 16, 4096, bench_walk, NULL, &eb))
         goto out;
     *warm = lease != NULL && sbx_lease_warm(lease);
+    tp[4] = bench_now_ms();
     rc = 0;
 out:
     if (rc != 0 && eb.msg[0] != '\0')
@@ -113,6 +122,12 @@ out:
     else
         sbx_workspace_free(ws);
     *ms = bench_now_ms() - t0;
+    if (rc == 0) {
+        tp[5] = t0 + *ms;
+        for (int i = 0; i < 5; i++)
+            ph->t[i] += tp[i + 1] - tp[i];
+        ph->n++;
+    }
     return rc;
 }
 
@@ -123,14 +138,15 @@ static void bench_print(const char *lang, const char *mode, double *v, size_t n,
     qsort(v, n, sizeof *v, bench_cmp);
     for (size_t i = 0; i < n; i++)
         sum += v[i];
-    printf("%-5s %-5s n=%-4zu p50=%7.2f ms  p99=%7.2f ms  mean=%7.2f ms  min=%7.2f ms", lang,
-           mode, n, bench_q(v, n, 0.5), bench_q(v, n, 0.99), sum / (double)n, v[0]);
+    printf("%-5s %-5s n=%-4zu p50=%7.2f ms  p99=%7.2f ms  mean=%7.2f ms  min=%7.2f ms", lang, mode,
+           n, bench_q(v, n, 0.5), bench_q(v, n, 0.99), sum / (double)n, v[0]);
     if (strcmp(mode, "warm") == 0)
         printf("  (served warm: %zu)", warm);
     printf("\n");
 }
 
-static int bench_lang(struct sbx_ctx *ctx, const char *code_lang, long runs, long settle_ms)
+static int bench_lang(struct sbx_ctx *ctx, const char *code_lang, long runs, long settle_ms,
+                      bool verbose)
 {
     const struct lang *l = lang_find(code_lang);
     const char *code = NULL;
@@ -140,6 +156,7 @@ static int bench_lang(struct sbx_ctx *ctx, const char *code_lang, long runs, lon
     struct errbuf eb = {{0}};
     struct sbx_pool_stats st;
     double *cold = xcalloc((size_t)runs, sizeof *cold), *warm = xcalloc((size_t)runs, sizeof *warm);
+    struct bench_phases pc = {{0}, 0}, pw = {{0}, 0};
     size_t nwarm = 0;
     int rc = 1;
 
@@ -156,16 +173,25 @@ static int bench_lang(struct sbx_ctx *ctx, const char *code_lang, long runs, lon
     }
     for (long i = 0; i < runs; i++) {
         bool w = false;
-        if (bench_one(ctx, NULL, l, code, &cold[i], &w) != 0)
+        if (bench_one(ctx, NULL, l, code, &cold[i], &w, &pc) != 0)
             goto out;
         sbx_pool_wait_full(lang_pools_pool(pools), BENCH_WAIT_MS);
         usleep((useconds_t)settle_ms * 1000);
-        if (bench_one(ctx, lang_pools_pool(pools), l, code, &warm[i], &w) != 0)
+        if (bench_one(ctx, lang_pools_pool(pools), l, code, &warm[i], &w, &pw) != 0)
             goto out;
         nwarm += w;
     }
     bench_print(code_lang, "cold", cold, (size_t)runs, 0);
     bench_print(code_lang, "warm", warm, (size_t)runs, nwarm);
+    if (verbose) {
+        const struct bench_phases *ps[] = {&pc, &pw};
+        for (int k = 0; k < 2; k++)
+            printf("%-5s %-5s phases (mean ms): workspace %.2f  code %.2f  run %.2f  walk %.2f  "
+                   "free %.2f\n",
+                   code_lang, k == 0 ? "cold" : "warm", ps[k]->t[0] / (double)ps[k]->n,
+                   ps[k]->t[1] / (double)ps[k]->n, ps[k]->t[2] / (double)ps[k]->n,
+                   ps[k]->t[3] / (double)ps[k]->n, ps[k]->t[4] / (double)ps[k]->n);
+    }
     sbx_pool_stats(lang_pools_pool(pools), 0, &st);
     printf("%-5s pool: parked sandboxes built %llu, mean build %.2f ms (off the request path)\n",
            code_lang, st.created, st.create_ms_mean);
@@ -182,6 +208,7 @@ int cmd_bench_pool(int argc, char **argv)
     static const struct option longopts[] = {
         {"runs", required_argument, NULL, 'n'},
         {"settle", required_argument, NULL, 's'},
+        {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
     static const char *const def_langs[] = {"bash", "js"};
@@ -191,15 +218,20 @@ int cmd_bench_pool(int argc, char **argv)
     long runs = 50, settle = BENCH_SETTLE_MS;
     char *end;
     int c, rc = 0;
+    bool verbose = false;
 
     if (cli_wants_help(argc, argv)) {
-        printf("usage: kiln bench-pool [-n RUNS] [--settle MS] [LANG...]\n\n"
+        printf("usage: kiln bench-pool [-n RUNS] [--settle MS] [-v] [LANG...]\n\n"
                "Time RUNS executions of a one-line program per language (default: bash js),\n"
                "cold and from a warm pool, interleaved; print p50/p99. Root only.\n");
         return CLI_EXIT_OK;
     }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:s:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:s:v", longopts, NULL)) != -1) {
+        if (c == 'v') {
+            verbose = true;
+            continue;
+        }
         long *dst = c == 'n' ? &runs : c == 's' ? &settle : NULL;
         if (dst == NULL)
             return CLI_EXIT_USAGE;
@@ -216,10 +248,10 @@ int cmd_bench_pool(int argc, char **argv)
     }
     if (optind >= argc) {
         for (size_t i = 0; i < sizeof def_langs / sizeof def_langs[0] && rc == 0; i++)
-            rc = bench_lang(ctx, def_langs[i], runs, settle);
+            rc = bench_lang(ctx, def_langs[i], runs, settle, verbose);
     }
     for (int i = optind; i < argc && rc == 0; i++)
-        rc = bench_lang(ctx, argv[i], runs, settle);
+        rc = bench_lang(ctx, argv[i], runs, settle, verbose);
     sbx_ctx_free(ctx);
     return rc;
 }

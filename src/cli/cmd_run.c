@@ -104,10 +104,14 @@ static bool run_parse_mb(const char *s, long long *mb)
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
     static const struct option longopts[] = {
-        {"lang", required_argument, NULL, 'l'},    {"file", required_argument, NULL, 'f'},
-        {"mount", required_argument, NULL, 'm'},   {"arg", required_argument, NULL, 'a'},
-        {"timeout", required_argument, NULL, 't'}, {"memory", required_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},          {"warm", no_argument, NULL, 'w'},
+        {"lang", required_argument, NULL, 'l'},
+        {"file", required_argument, NULL, 'f'},
+        {"mount", required_argument, NULL, 'm'},
+        {"arg", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 't'},
+        {"memory", required_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},
+        {"warm", no_argument, NULL, 'w'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -465,7 +469,8 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
     run_dir = geteuid() == 0 ? xstrdup(RUN_DIR_ROOT) : xasprintf("/tmp/kiln-%u", geteuid());
     struct sbx_ctx_opts copts = {
         .run_dir = run_dir, .uid_base = RUN_UID_BASE, .slots = RUN_SLOTS, .defaults = lim};
-    if (sbx_ctx_new(&ctx, &copts, &eb) || (o->warm && run_warm_lease(ctx, l, &pools, &lease, &eb)) ||
+    if (sbx_ctx_new(&ctx, &copts, &eb) ||
+        (o->warm && run_warm_lease(ctx, l, &pools, &lease, &eb)) ||
         (!o->warm && sbx_workspace_new(ctx, RUN_DATA_MB, &ws, &eb))) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
