@@ -321,3 +321,13 @@ void sbx_child_init(const struct sbx_plan *plan)
     run_steps(plan);
     _exit(0);
 }
+
+int sbx_net_up(void)
+{
+    return net_up();
+}
+
+int sbx_rlimits_apply(const struct sbx_plan *plan)
+{
+    return set_rlimits(plan);
+}

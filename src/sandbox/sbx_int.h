@@ -115,6 +115,8 @@ struct sbx_plan {
     int out_w, err_w;
     int stdin_fd; /* memfd with the job's stdin, or -1 */
     long long file_size_bytes, open_files, nproc, cpu_s, data_bytes;
+    const char *extra_src; /* NULL, or a host directory bound read-only at extra_dst (zygote) */
+    const char *extra_dst;
 };
 
 /* Records init writes on the report pipe (each write is atomic: far below PIPE_BUF). */
@@ -194,6 +196,18 @@ void sbx_child_init(const struct sbx_plan *plan) __attribute__((noreturn));
 /* Async-signal-safe helpers (child.c). */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 bool sbx_path_join(char *dst, size_t size, const char *a, const char *b);
+
+/* Pieces of the cold path exported for the zygote's children (zchild.c), child side. */
+int sbx_mounts_proc(void);                           /* a fresh /proc over /proc (masked) */
+int sbx_mounts_scratch(const struct sbx_plan *plan); /* fresh /tmp and /dev/shm over the old */
+int sbx_net_up(void);
+int sbx_rlimits_apply(const struct sbx_plan *plan);
+
+/* cgroup.c, for the zygote: move a running process into the run's groups (v1 and v2), and
+ * change the limits of existing groups. */
+enum kiln_err sbx_cg_attach_all(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb);
+enum kiln_err sbx_cg_set_limits(const struct sbx_cg_run *run, const struct sbx_limits *lim,
+                                bool memsw, struct errbuf *eb);
 
 /* workspace.c: switch the calling thread's fsuid/fsgid (host-side I/O as the sandbox user). */
 void sbx_fsid_enter(const struct sbx_workspace *ws, unsigned *old_uid, unsigned *old_gid);
