@@ -6,6 +6,12 @@ import sys
 
 CTL_FD = 3
 
+# Imported by every zygote: what the child itself needs (random for reseeding, types, atexit,
+# traceback for errors) and cheap standard modules most programs use, so that no execution pays
+# for them (random alone pulls in hashlib and OpenSSL: ~30 ms).
+BASE = ("atexit", "types", "random", "traceback", "linecache", "math", "json", "re",
+        "collections", "datetime", "itertools", "functools", "time", "threading")
+
 
 def _preload(names):
     import importlib
@@ -54,7 +60,10 @@ def _run(job):
     except BaseException:
         t, v, tb = sys.exc_info()
         # Drop this frame: the traceback reads as `python3 code.py`'s does.
-        sys.excepthook(t, v, tb.tb_next if tb is not None else None)
+        if tb is not None:
+            v = v.with_traceback(tb.tb_next)
+            tb = tb.tb_next
+        sys.excepthook(t, v, tb)
         code = 1
     try:
         threading = sys.modules.get("threading")
@@ -88,6 +97,7 @@ def _exit_code(e):
 
 
 def main():
+    _preload(BASE)
     _preload([n for n in sys.argv[1:] if n])
     import gc
     gc.collect()
