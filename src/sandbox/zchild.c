@@ -153,9 +153,11 @@ int sbx_zchild_enter(const struct zp_job *j, const struct sbx_zfds *fds,
     err = lift(fds->err);
     if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         return -errno;
-    /* Only 0, 1, 2 survive: the channel to the supervisor, the workspace tree, the zygote's
-     * sockets — nothing of ours reaches the user's code. */
-    close_range(3, ~0U, 0);
+    /* Only 0, 1, 2 and the channel survive (the caller closes the channel last): the
+     * workspace tree, the zygote's sockets — nothing of ours reaches the user's code. */
+    if (fds->chan > 3)
+        close_range(3, (unsigned)fds->chan - 1, 0);
+    close_range((unsigned)fds->chan + 1, ~0U, 0);
     if (chdir("/mnt/data") < 0)
         return -errno;
 

@@ -9,6 +9,7 @@
 /* The fds a job brings (-1 when absent). */
 struct sbx_zfds {
     int out, err, tree, in;
+    int chan; /* kept open (the only fd above 2) for the caller to report ZP_STARTED */
 };
 
 /* Right after the fork, once the supervisor has attached the cgroups: fresh cgroup, mount,
@@ -16,8 +17,8 @@ struct sbx_zfds {
 int sbx_zchild_isolate(int *stage);
 
 /* When the job arrives: everything between "isolated" and the user's code (see zchild.c).
- * Consumes fds. 0 or -errno with *stage set; on success seccomp is loaded and only 0-2 are
- * open. */
+ * Consumes fds but chan. 0 or -errno with *stage set; on success seccomp is loaded and only
+ * 0-2 and chan are open: the caller closes chan before any user code. */
 int sbx_zchild_enter(const struct zp_job *j, const struct sbx_zfds *fds,
                      const struct sock_fprog *prog, int landlock_abi, int cap_last, int *stage);
 

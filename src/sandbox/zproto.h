@@ -9,7 +9,9 @@
  *   supervisor ◄─ chan ─► child           ZP_HELLO (the kernel adds the child's host pid:
  *                                         SO_PASSCRED), ZP_GO (cgroups attached), ZP_READY
  *                                         (isolated, waiting), ZP_JOB (+ stdout, stderr,
- *                                         workspace tree, stdin), ZP_FAIL
+ *                                         workspace tree, stdin), ZP_FAIL, ZP_STARTED (the
+ *                                         point of no return: seccomp is on, the program
+ *                                         runs next; before it a failure is retried cold)
  *   zygote ──── chan ───► supervisor      ZP_EXIT (the child's wait status, after reaping it)
  *
  * The child closes its channel before any user code runs; the zygote keeps its own end only to
@@ -28,6 +30,7 @@ enum zp_kind {
     ZP_JOB,
     ZP_FAIL,
     ZP_EXIT,
+    ZP_STARTED,
 };
 
 /* Every message starts with this; short messages are only this. a/b: FAIL stage/errno, EXIT

@@ -235,8 +235,9 @@ static void __attribute__((noreturn)) zinit_main(const struct zinit *zi)
     if (sbx_net_up() < 0)
         _exit(123);
     sethostname("sandbox", 7);
-    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
+    /* 0 and 1 are closed: this open gets 0 (no O_CLOEXEC, it must survive the exec). */
+    fd = open("/dev/null", O_RDWR);
+    if (fd < 0 || (fd != 0 && dup2(fd, 0) < 0) || dup2(fd, 1) < 0)
         _exit(124);
     if (zi->ctl == 3) {
         fcntl(3, F_SETFD, 0);
@@ -525,12 +526,18 @@ fail:
     return err ? err : KILN_ERR_INTERNAL;
 }
 
+static bool zygote_dead(struct zygote *z)
+{
+    struct pollfd pf = {z->pidfd, POLLIN, 0};
+    return z->pidfd < 0 || poll(&pf, 1, 0) > 0;
+}
+
 static struct zchild *take_ready(struct zygote *z)
 {
     struct zchild *c = NULL;
 
     pthread_mutex_lock(&z->mu);
-    if (z->alive && z->nready > 0)
+    if (z->alive && z->nready > 0 && !zygote_dead(z))
         c = z->ready[--z->nready];
     pthread_cond_broadcast(&z->cv); /* the manager refills */
     pthread_mutex_unlock(&z->mu);
@@ -553,12 +560,6 @@ static void drop_ready(struct zygote *z)
     for (unsigned i = 0; i < n; i++)
         child_discard(list[i]);
     free(list);
-}
-
-static bool zygote_dead(struct zygote *z)
-{
-    struct pollfd pf = {z->pidfd, POLLIN, 0};
-    return z->pidfd < 0 || poll(&pf, 1, 0) > 0;
 }
 
 static void *manager(void *arg)
@@ -749,7 +750,7 @@ enum { T_PIDFD, T_OUT, T_ERR, T_CHAN, T_WALL, T_TICK, T_CANCEL };
 struct zrun {
     struct zstream out, err;
     int ep, wall_fd, tick_fd;
-    bool dead, have_status, setup_failed, chan_eof, killed;
+    bool dead, have_status, setup_failed, chan_eof, killed, started;
     bool wall_timeout, cpu_timeout, cancelled;
     int status, fail_stage, fail_err;
 };
@@ -774,7 +775,9 @@ static void zrun_chan(struct zrun *r, struct zchild *c)
     }
     if (rc < 0)
         return;
-    if (h.kind == ZP_EXIT) {
+    if (h.kind == ZP_STARTED) {
+        r->started = true;
+    } else if (h.kind == ZP_EXIT) {
         r->status = h.a;
         r->have_status = true;
     } else if (h.kind == ZP_FAIL && !r->have_status) {
@@ -1036,9 +1039,12 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
     if (r.err.fd >= 0)
         zstream_read(&r.err, -1);
     res->wall_ms = now_ms() - t0;
-    if (r.setup_failed && !r.have_status) {
+    if (!r.started && !r.cancelled) {
+        /* No user code ran (a setup failure, or the zygote died under a child that had not
+         * started): the cold path is safe and gives the real answer. */
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "zygote child setup failed while %s: %s",
-                         sbx_stage_name(r.fail_stage), strerror(r.fail_err));
+                         r.setup_failed ? sbx_stage_name(r.fail_stage) : "waiting",
+                         r.setup_failed ? strerror(r.fail_err) : "the child died");
         goto out;
     }
     cpu_ns = sbx_cg_cpu_ns(&c->cg);

@@ -95,7 +95,7 @@ static PyObject *child_main(struct zstate *z, int chan)
     static char buf[ZP_MSG_MAX];
     struct zp_hdr h;
     struct zp_job j;
-    struct sbx_zfds zf = {-1, -1, -1, -1};
+    struct sbx_zfds zf = {-1, -1, -1, -1, chan};
     struct sock_fprog prog = {z->bpf_len, z->bpf};
     int fds[MAX_FDS], nfds, stage = SBX_ST_SYNC, rc, k = 0;
     ssize_t n;
@@ -166,7 +166,10 @@ static PyObject *child_main(struct zstate *z, int chan)
     rc = sbx_zchild_enter(&j, &zf, &prog, z->landlock_abi, z->cap_last, &stage);
     if (rc < 0)
         child_fail(chan, stage, rc);
-    /* The channel is closed now (enter keeps only 0-2): the zygote reports our end. */
+    /* The point of no return; the channel closes before any user code (the zygote reports
+     * how we end on its own end). */
+    send_hdr(chan, ZP_STARTED, 0, 0);
+    close(chan);
     res = Py_BuildValue("{s:N,s:N}", "argv", argv, "env", env);
     return res;
 }
