@@ -6,6 +6,7 @@
 
 const struct cli_command cli_commands[] = {
     {"serve", "run the HTTP API server", cmd_serve},
+    {"run", "run code of one language in a fresh sandbox", cmd_run},
     {"config", "validate, summarise, audit, template or export the configuration", cmd_config},
     {"version", "print the version", cmd_version},
     {"help", "show help for kiln or one command", cmd_help},

@@ -26,5 +26,7 @@ int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+/* `kiln run -l LANG [-f FILE | CODE] ...`: one execution in a fresh sandbox (cli/cmd_run.c). */
+int cmd_run(int argc, char **argv);
 
 #endif

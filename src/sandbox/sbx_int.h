@@ -9,6 +9,9 @@
 #ifndef KILN_SANDBOX_SBX_INT_H
 #define KILN_SANDBOX_SBX_INT_H
 
+/* Host-wide directory of the uid-slot locks (root mode), shared by every kiln process. */
+#define SBX_UID_LOCK_DIR "/run/kiln-uids"
+
 #include <limits.h>
 #include <linux/filter.h>
 #include <stdatomic.h>

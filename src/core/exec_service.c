@@ -1,0 +1,551 @@
+#include "core/exec_service.h"
+
+#include <ctype.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/names.h"
+#include "core/sessions.h"
+#include "lang/lang.h"
+#include "util/xmalloc.h"
+
+#define MIB (1024LL * 1024LL)
+
+/* How often a queued request checks whether its client went away. */
+#define GATE_POLL_MS 100
+
+/* --- the admission gate ---------------------------------------------------------------------- */
+
+/* Waiters block on one condition variable; glibc wakes them roughly in arrival order, and
+ * nobody waits behind a waiter that gave up (a client that went away just leaves). */
+struct exec_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long long max_running, max_queued;
+    long long running, queued;
+    long long avg_ms; /* moving average of run time, for Retry-After */
+};
+
+struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
+{
+    struct exec_gate *g = xcalloc(1, sizeof *g);
+
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->max_running = max_running > 0 ? max_running : 1;
+    g->max_queued = max_queued >= 0 ? max_queued : 0;
+    g->avg_ms = 1000;
+    return g;
+}
+
+void exec_gate_free(struct exec_gate *g)
+{
+    if (g == NULL)
+        return;
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+void exec_gate_stats(struct exec_gate *g, long long *running, long long *queued)
+{
+    pthread_mutex_lock(&g->mu);
+    *running = g->running;
+    *queued = g->queued;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static long long gate_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool gate_cancelled(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+static enum kiln_err gate_enter(struct exec_gate *g, int cancel_fd, long long *waited_ms,
+                                long long *retry_after_s, struct errbuf *eb)
+{
+    long long start = gate_now_ms();
+
+    pthread_mutex_lock(&g->mu);
+    if (g->queued == 0 && g->running < g->max_running) {
+        g->running++;
+        pthread_mutex_unlock(&g->mu);
+        *waited_ms = 0;
+        return KILN_OK;
+    }
+    if (g->queued >= g->max_queued) {
+        /* the queue ahead drains at max_running runs per average run time */
+        long long est = g->avg_ms * (g->queued + 1) / g->max_running;
+        *retry_after_s = est / 1000 + 1;
+        pthread_mutex_unlock(&g->mu);
+        return errbuf_set(eb, KILN_ERR_RATE_LIMITED,
+                          "Too many executions: %lld running and %lld queued "
+                          "(MAX_CONCURRENT_EXECUTIONS, MAX_QUEUED_EXECUTIONS)",
+                          g->max_running, g->max_queued);
+    }
+    g->queued++;
+    while (g->running >= g->max_running) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += GATE_POLL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &until);
+        if (gate_cancelled(cancel_fd)) {
+            g->queued--;
+            pthread_mutex_unlock(&g->mu);
+            return errbuf_set(eb, KILN_ERR_UNAVAILABLE, "client went away while queued");
+        }
+    }
+    g->queued--;
+    g->running++;
+    pthread_mutex_unlock(&g->mu);
+    *waited_ms = gate_now_ms() - start;
+    return KILN_OK;
+}
+
+static void gate_leave(struct exec_gate *g, long long ran_ms)
+{
+    pthread_mutex_lock(&g->mu);
+    g->running--;
+    g->avg_ms = (g->avg_ms * 7 + ran_ms) / 8;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* --- validation ------------------------------------------------------------------------------ */
+
+static enum kiln_err es_refuse(struct exec_error_info *info, struct errbuf *eb, enum kiln_err err,
+                               const char *field, const char *code, const char *msg)
+{
+    if (info != NULL) {
+        snprintf(info->field, sizeof info->field, "%s", field);
+        snprintf(info->code, sizeof info->code, "%s", code);
+    }
+    return errbuf_set(eb, err, "%s", msg);
+}
+
+enum kiln_err exec_service_validate(const struct exec_request *req, struct exec_error_info *info,
+                                    struct errbuf *eb)
+{
+    bool blank = true;
+
+    for (size_t i = 0; req->code != NULL && i < req->code_len; i++)
+        if (!isspace((unsigned char)req->code[i]))
+            blank = false;
+    if (blank)
+        return es_refuse(info, eb, KILN_ERR_INVALID, "code", "empty_code", "Code cannot be empty");
+    if (lang_find(req->lang) == NULL) {
+        errbuf_set(eb, KILN_ERR_INVALID, "Unsupported programming language: %.64s",
+                   req->lang != NULL ? req->lang : "");
+        if (info != NULL) {
+            snprintf(info->field, sizeof info->field, "lang");
+            snprintf(info->code, sizeof info->code, "unsupported_language");
+        }
+        return KILN_ERR_INVALID;
+    }
+    if (sessions_validate_entity(req->entity_id, NULL) != KILN_OK)
+        return es_refuse(info, eb, KILN_ERR_INVALID, "entity_id", "invalid_entity_id",
+                         "entity_id must be at most 40 characters of [A-Za-z0-9_-]");
+    if (req->user_id != NULL && strlen(req->user_id) > STORE_MAX_USER)
+        return es_refuse(info, eb, KILN_ERR_INVALID, "user_id", "invalid_user_id",
+                         "user_id is too long");
+    for (size_t i = 0; i < req->nfiles; i++)
+        if (!ids_valid(req->files[i].id) || !ids_valid(req->files[i].session_id))
+            return es_refuse(info, eb, KILN_ERR_INVALID, "files", "invalid_file_ref",
+                             "Each file needs a 21-character id and session_id "
+                             "(or storage_session_id)");
+    return KILN_OK;
+}
+
+/* --- the run --------------------------------------------------------------------------------- */
+
+/* The request's inputs, resolved to records. */
+struct es_inputs {
+    struct store_file *recs;
+    struct exec_input *in;
+    size_t n;
+};
+
+static void es_inputs_free(struct es_inputs *x)
+{
+    store_files_free(x->recs, x->n);
+    free(x->in);
+}
+
+/* Find the record a ref points at: by id, else by name in that session (a client that kept
+ * only the name). NOT_FOUND when neither. */
+static enum kiln_err es_find_ref(struct kiln_services *svc, const struct exec_file_ref *ref,
+                                 struct store_file *out, struct errbuf *eb)
+{
+    struct store_file *list = NULL;
+    size_t n = 0;
+    enum kiln_err rc = svc->store->ops->file_get(svc->store, ref->session_id, ref->id, out, eb);
+
+    if (rc != KILN_ERR_NOT_FOUND || ref->name == NULL)
+        return rc;
+    rc = svc->store->ops->file_list(svc->store, ref->session_id, &list, &n, eb);
+    if (rc)
+        return rc;
+    rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "file not found");
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].name, ref->name) == 0 || strcmp(list[i].original_name, ref->name) == 0) {
+            *out = list[i];
+            memset(&list[i], 0, sizeof list[i]);
+            rc = KILN_OK;
+            break;
+        }
+    }
+    store_files_free(list, n);
+    return rc;
+}
+
+/* Resolve every ref: a ref into another user's session is refused (403); a ref to a file or
+ * session that no longer exists is skipped (the program then sees the file missing, like a
+ * peer that skips it); two refs with the same name mount the first. */
+static enum kiln_err es_resolve(struct kiln_services *svc, const struct exec_request *req,
+                                struct es_inputs *x, struct exec_error_info *info,
+                                struct errbuf *eb)
+{
+    x->recs = xcalloc(req->nfiles + 1, sizeof *x->recs);
+    x->in = xcalloc(req->nfiles + 1, sizeof *x->in);
+    for (size_t i = 0; i < req->nfiles; i++) {
+        const struct exec_file_ref *ref = &req->files[i];
+        struct store_session s = {0};
+        struct store_file f = {0};
+        bool dup = false;
+        enum kiln_err rc = svc->store->ops->session_get(svc->store, ref->session_id, &s, eb);
+
+        if (rc == KILN_ERR_NOT_FOUND)
+            continue;
+        if (rc)
+            return rc;
+        if (!sessions_visible(&s, req->user_id)) {
+            store_session_clear(&s);
+            return es_refuse(info, eb, KILN_ERR_FORBIDDEN, "files", "forbidden_file",
+                             "A referenced file belongs to another user's session");
+        }
+        store_session_clear(&s);
+        rc = es_find_ref(svc, ref, &f, eb);
+        if (rc == KILN_ERR_NOT_FOUND)
+            continue;
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < x->n; j++)
+            dup = dup || strcmp(x->recs[j].name, f.name) == 0;
+        if (dup) {
+            store_file_clear(&f);
+            continue;
+        }
+        x->recs[x->n] = f;
+        x->in[x->n] = (struct exec_input){.name = x->recs[x->n].name,
+                                          .blob_key = x->recs[x->n].blob_key,
+                                          .size = x->recs[x->n].size,
+                                          .sha256 = x->recs[x->n].sha256};
+        x->n++;
+    }
+    return KILN_OK;
+}
+
+static long long es_timeout_ms(const struct kiln_config *cfg, long long requested)
+{
+    long long max = cfg->max_execution_time * 1000;
+    long long def = cfg->default_execution_time > 0 ? cfg->default_execution_time * 1000 : max;
+
+    if (requested <= 0)
+        return def < max ? def : max;
+    return requested < max ? requested : max;
+}
+
+static struct sbx_limits es_limits(const struct kiln_config *cfg, long long timeout_ms)
+{
+    struct sbx_limits l = {0};
+
+    l.wall_ms = timeout_ms;
+    l.cpu_ms = cfg->max_cpu_time > 0 ? cfg->max_cpu_time * 1000 : timeout_ms;
+    l.memory_mb = cfg->max_memory_mb;
+    l.pids = cfg->max_pids;
+    l.open_files = cfg->max_open_files;
+    l.file_size_mb = cfg->max_write_file_mb;
+    l.data_mb = cfg->sandbox_data_mb;
+    l.tmp_mb = cfg->sandbox_tmp_mb;
+    l.stdout_max = (size_t)cfg->max_stdout_bytes;
+    l.stderr_max = (size_t)cfg->max_stderr_bytes;
+    return l;
+}
+
+/* Output keys: "<sid>/<fresh id>", one per possible output. */
+struct es_keys {
+    char (*ids)[IDS_BUF];
+    char **keys;
+    size_t n;
+};
+
+static enum kiln_err es_keys_make(struct es_keys *k, const char *sid, size_t n, struct errbuf *eb)
+{
+    k->ids = xcalloc(n + 1, sizeof *k->ids);
+    k->keys = xcalloc(n + 1, sizeof *k->keys);
+    for (size_t i = 0; i < n; i++) {
+        enum kiln_err rc = ids_new(k->ids[i], eb);
+        if (rc)
+            return rc;
+        k->keys[i] = xasprintf("%s/%s", sid, k->ids[i]);
+        k->n = i + 1;
+    }
+    return KILN_OK;
+}
+
+static void es_keys_free(struct es_keys *k)
+{
+    store_strings_free(k->keys, k->n);
+    free(k->ids);
+}
+
+/* Turn the collected outputs into records (names re-sanitised: they come from the sandbox) and
+ * insert them at once; bytes of refused names are removed. */
+static enum kiln_err es_store_outputs(struct kiln_services *svc, const char *sid,
+                                      const struct es_inputs *x, const struct es_keys *k,
+                                      struct exec_result *res, struct store_file **recs_out,
+                                      size_t *nrecs_out, struct errbuf *eb)
+{
+    struct store_file *recs = xcalloc(res->noutputs + 1, sizeof *recs);
+    size_t n = 0;
+    long long now = services_now_ms(svc);
+    enum kiln_err rc;
+
+    for (size_t i = 0; i < res->noutputs; i++) {
+        const struct exec_output *o = &res->outputs[i];
+        struct store_file *f = &recs[n];
+        char *name = NULL;
+
+        if (names_sanitize_path(o->name, strlen(o->name), (size_t)svc->cfg->max_filename_length,
+                                &name, NULL) != KILN_OK) {
+            svc->blob->ops->remove(svc->blob, k->keys[o->key_index], NULL);
+            res->skipped++;
+            continue;
+        }
+        memcpy(f->session_id, sid, IDS_BUF);
+        memcpy(f->id, k->ids[o->key_index], IDS_BUF);
+        f->name = name;
+        f->original_name = xstrdup(o->name);
+        f->content_type = xstrdup(names_content_type(name));
+        f->blob_key = xstrdup(k->keys[o->key_index]);
+        f->kind = xstrdup("");
+        f->size = o->size;
+        memcpy(f->sha256, o->sha256, sizeof f->sha256);
+        f->origin = STORE_FILE_OUTPUT;
+        f->state = STORE_FILE_COMPLETE;
+        if (o->input_index >= 0 && (size_t)o->input_index < x->n) {
+            memcpy(f->modified_from_id, x->recs[o->input_index].id, IDS_BUF);
+            memcpy(f->modified_from_session, x->recs[o->input_index].session_id, IDS_BUF);
+        }
+        f->created_ms = now;
+        n++;
+    }
+    rc = n > 0 ? svc->store->ops->file_put_many(svc->store, recs, n, eb) : KILN_OK;
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            svc->blob->ops->remove(svc->blob, recs[i].blob_key, NULL);
+        store_files_free(recs, n);
+        return rc;
+    }
+    *recs_out = recs;
+    *nrecs_out = n;
+    return KILN_OK;
+}
+
+/* stdout/stderr as the contract wants them: a copy, non-empty stdout ending with '\n', and a
+ * limit's reason in stderr when the program said nothing about it. */
+static void es_texts(const struct sbx_result *run, struct exec_response *resp)
+{
+    size_t n = run->out != NULL ? run->out_len : 0;
+    bool nl = n > 0 && run->out[n - 1] != '\n';
+    size_t en = run->err != NULL ? run->err_len : 0;
+    size_t notelen = strlen(run->note);
+    bool add_note = notelen > 0 && run->status != SBX_OK && run->status != SBX_ERROR &&
+                    (en == 0 || memmem(run->err, en, run->note, notelen) == NULL);
+
+    resp->stdout_text = xmalloc(n + 2);
+    if (n > 0)
+        memcpy(resp->stdout_text, run->out, n);
+    if (nl)
+        resp->stdout_text[n++] = '\n';
+    resp->stdout_text[n] = '\0';
+    resp->stdout_len = n;
+
+    resp->stderr_text = xmalloc(en + notelen + 2);
+    if (en > 0)
+        memcpy(resp->stderr_text, run->err, en);
+    if (add_note) {
+        if (en > 0 && run->err[en - 1] != '\n')
+            resp->stderr_text[en++] = '\n';
+        memcpy(resp->stderr_text + en, run->note, notelen);
+        en += notelen;
+    }
+    resp->stderr_text[en] = '\0';
+    resp->stderr_len = en;
+}
+
+static char *es_path(const char *name)
+{
+    return xasprintf("/mnt/data/%s", name);
+}
+
+static void es_response_files(const struct es_inputs *x, const struct exec_result *res,
+                              const struct store_file *recs, size_t nrecs, bool echo_inherited,
+                              struct exec_response *resp)
+{
+    size_t cap = nrecs + x->n + 1;
+
+    resp->files = xcalloc(cap, sizeof *resp->files);
+    for (size_t i = 0; i < nrecs; i++) {
+        struct exec_response_file *rf = &resp->files[resp->nfiles++];
+        memcpy(rf->id, recs[i].id, IDS_BUF);
+        memcpy(rf->session_id, recs[i].session_id, IDS_BUF);
+        rf->name = xstrdup(recs[i].name);
+        rf->path = es_path(recs[i].name);
+        rf->size = recs[i].size;
+        rf->modified = recs[i].modified_from_id[0] != '\0';
+        memcpy(rf->modified_from_id, recs[i].modified_from_id, IDS_BUF);
+        memcpy(rf->modified_from_session, recs[i].modified_from_session, IDS_BUF);
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        struct exec_response_file *rf;
+        if (!echo_inherited || res->input_unchanged == NULL || !res->input_unchanged[i])
+            continue;
+        rf = &resp->files[resp->nfiles++];
+        memcpy(rf->id, x->recs[i].id, IDS_BUF);
+        memcpy(rf->session_id, x->recs[i].session_id, IDS_BUF);
+        rf->name = xstrdup(x->recs[i].name);
+        rf->path = es_path(x->recs[i].name);
+        rf->size = x->recs[i].size;
+        rf->inherited = true;
+    }
+}
+
+enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_request *req,
+                               struct exec_response *resp, struct exec_error_info *info,
+                               struct errbuf *eb)
+{
+    const struct kiln_config *cfg = svc->cfg;
+    struct es_inputs x = {0};
+    struct es_keys keys = {0};
+    struct store_session session = {0};
+    struct exec_result res = {0};
+    struct store_file *recs = NULL;
+    size_t nrecs = 0;
+    const char **ref_sids = NULL;
+    long long timeout_ms, waited = 0, started;
+    bool created = false, entered = false;
+    char lang[16];
+    enum kiln_err rc;
+
+    memset(resp, 0, sizeof *resp);
+    if (info != NULL)
+        memset(info, 0, sizeof *info);
+    rc = exec_service_validate(req, info, eb);
+    if (rc)
+        return rc;
+    /* the table's own lower-case code, whatever case the client used */
+    snprintf(lang, sizeof lang, "%s", lang_find(req->lang)->code);
+
+    rc = es_resolve(svc, req, &x, info, eb);
+    if (rc)
+        goto out;
+    ref_sids = xcalloc(req->nfiles + 1, sizeof *ref_sids);
+    for (size_t i = 0; i < req->nfiles; i++)
+        ref_sids[i] = req->files[i].session_id;
+    rc = sessions_choose(svc, req->user_id, req->entity_id, req->session_id, ref_sids, req->nfiles,
+                         &session, &created, eb);
+    if (rc)
+        goto out;
+    rc = es_keys_make(&keys, session.id, (size_t)cfg->max_output_files, eb);
+    if (rc)
+        goto out;
+
+    rc = gate_enter(svc->gate, req->cancel_fd, &waited,
+                    info != NULL ? &info->retry_after_s : &(long long){0}, eb);
+    if (rc)
+        goto out;
+    entered = true;
+    started = gate_now_ms();
+    timeout_ms = es_timeout_ms(cfg, req->timeout_ms);
+    struct exec_job job = {
+        .lang = lang,
+        .code = req->code,
+        .code_len = req->code_len,
+        .args = req->args,
+        .nargs = req->nargs,
+        .limits = es_limits(cfg, timeout_ms),
+        .inputs = x.in,
+        .ninputs = x.n,
+        .out_keys = (const char *const *)keys.keys,
+        .nkeys = keys.n,
+        .max_file_size = cfg->max_file_size_mb * MIB,
+        .cancel_fd = req->cancel_fd,
+    };
+    rc = svc->exec->ops->run(svc->exec, &job, &res, eb);
+    gate_leave(svc->gate, gate_now_ms() - started);
+    entered = false;
+    if (rc)
+        goto out;
+
+    rc = es_store_outputs(svc, session.id, &x, &keys, &res, &recs, &nrecs, eb);
+    if (rc)
+        goto out;
+    sessions_touch(svc, session.id, NULL);
+
+    memcpy(resp->session_id, session.id, IDS_BUF);
+    es_texts(&res.run, resp);
+    resp->status = sbx_status_name(res.run.status);
+    resp->exit_code = res.run.exit_code;
+    resp->signal = res.run.signal;
+    resp->wall_time_ms = res.run.wall_ms;
+    resp->cpu_time_ms = res.run.cpu_ms;
+    resp->memory_peak_kb = res.run.memory_peak_kb;
+    resp->queue_wait_ms = waited;
+    es_response_files(&x, &res, recs, nrecs, req->echo_inherited, resp);
+    resp->files_skipped = res.skipped;
+out:
+    if (entered)
+        gate_leave(svc->gate, gate_now_ms() - started);
+    /* a session made for a request that then failed before running holds nothing: drop it */
+    if (rc && created && session.id[0] != '\0' && res.noutputs == 0)
+        sessions_delete(svc, session.id, NULL);
+    store_files_free(recs, nrecs);
+    exec_result_clear(&res);
+    es_keys_free(&keys);
+    store_session_clear(&session);
+    free(ref_sids);
+    es_inputs_free(&x);
+    if (rc)
+        exec_response_clear(resp);
+    return rc;
+}
+
+void exec_response_clear(struct exec_response *resp)
+{
+    if (resp == NULL)
+        return;
+    free(resp->stdout_text);
+    free(resp->stderr_text);
+    for (size_t i = 0; i < resp->nfiles; i++) {
+        free(resp->files[i].name);
+        free(resp->files[i].path);
+    }
+    free(resp->files);
+    memset(resp, 0, sizeof *resp);
+}

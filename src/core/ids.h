@@ -1,0 +1,32 @@
+/* Identifiers of sessions and files: exactly 21 characters of the nanoid alphabet
+ * [A-Za-z0-9_-], drawn from the kernel CSPRNG (api-contract.md "Identifiers": LibreChat rejects
+ * anything else). Ids are also the only components of blob keys and on-disk paths, so a valid id
+ * can never name a parent directory or a hidden file.
+ *
+ * Thread safety: every function is reentrant. */
+#ifndef KILN_CORE_IDS_H
+#define KILN_CORE_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/err.h"
+
+/* Length of an id, without the NUL. */
+#define IDS_LEN 21
+
+/* A buffer that holds one id and its NUL. */
+#define IDS_BUF (IDS_LEN + 1)
+
+/* Fill out with a fresh NUL-terminated id from getrandom(2). 64 symbols are exactly 6 bits, so
+ * each byte's low 6 bits pick a symbol with no modulo bias and no rejection loop (126 bits of
+ * entropy per id). Fails only when the kernel CSPRNG does (KILN_ERR_IO). */
+enum kiln_err ids_new(char out[IDS_BUF], struct errbuf *eb);
+
+/* True when s is exactly IDS_LEN characters of the alphabet (s may be NULL → false). */
+bool ids_valid(const char *s);
+
+/* True when the first len bytes of s are a valid id (for ids inside a longer string). */
+bool ids_valid_n(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,119 @@
+#include "core/services.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/exec_service.h"
+#include "core/sessions.h"
+#include "sandbox/sandbox.h"
+#include "util/xmalloc.h"
+
+long long services_now_ms(const struct kiln_services *svc)
+{
+    struct timespec ts;
+
+    if (svc != NULL && svc->clock != NULL)
+        return svc->clock(svc->clock_arg);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum kiln_err services_open_store(const struct kiln_config *cfg, struct store **out,
+                                         struct errbuf *eb)
+{
+    char *path;
+    enum kiln_err rc;
+
+    if (strcmp(cfg->store, "sqlite") != 0)
+        return errbuf_set(eb, KILN_ERR_UNAVAILABLE, "STORE=%s is not available in this build",
+                          cfg->store);
+    path = xasprintf("%s/kiln.db", cfg->data_dir);
+    rc = store_sqlite_open(path, out, eb);
+    free(path);
+    return rc;
+}
+
+static enum kiln_err services_open_exec(struct kiln_services *svc, struct errbuf *eb)
+{
+    const struct kiln_config *cfg = svc->cfg;
+    struct sbx_ctx_opts opts = {0};
+    enum kiln_err rc;
+
+    if (strcmp(cfg->execution_mode, "local") != 0)
+        return errbuf_set(eb, KILN_ERR_UNAVAILABLE,
+                          "EXECUTION_MODE=%s is not available in this build", cfg->execution_mode);
+    opts.run_dir = cfg->sandbox_run_dir;
+    opts.uid_base = (unsigned)cfg->sandbox_uid_base;
+    opts.slots = (unsigned)cfg->max_concurrent_executions;
+    opts.defaults.wall_ms = cfg->max_execution_time * 1000;
+    opts.defaults.memory_mb = cfg->max_memory_mb;
+    opts.defaults.pids = cfg->max_pids;
+    opts.defaults.open_files = cfg->max_open_files;
+    rc = sbx_ctx_new(&svc->sbx, &opts, eb);
+    if (rc)
+        return rc;
+    return exec_local_new(svc->sbx, svc->blob, &svc->exec, eb);
+}
+
+enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services **out,
+                            struct errbuf *eb)
+{
+    struct kiln_services *svc = xcalloc(1, sizeof *svc);
+    struct sessions_recovery rec;
+    enum kiln_err rc;
+
+    svc->cfg = cfg;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        rc = errbuf_set(eb, KILN_ERR_IO, "cannot create DATA_DIR %s: %s", cfg->data_dir,
+                        strerror(errno));
+        goto fail;
+    }
+    rc = services_open_store(cfg, &svc->store, eb);
+    if (rc)
+        goto fail;
+    if (strcmp(cfg->blob, "fs") != 0) {
+        rc = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "BLOB=%s is not available in this build",
+                        cfg->blob);
+        goto fail;
+    }
+    rc = blob_fs_open(cfg->data_dir, &svc->blob, eb);
+    if (rc)
+        goto fail;
+    rc = services_open_exec(svc, eb);
+    if (rc)
+        goto fail;
+    svc->gate = exec_gate_new(cfg->max_concurrent_executions, cfg->max_queued_executions);
+    /* before any request: nothing may observe a half-written file */
+    rc = sessions_recover(svc, &rec, eb);
+    if (rc)
+        goto fail;
+    if (cfg->session_ttl_hours > 0) {
+        rc = sessions_sweeper_start(svc, &svc->sweeper, eb);
+        if (rc)
+            goto fail;
+    }
+    *out = svc;
+    return KILN_OK;
+fail:
+    services_close(svc);
+    return rc;
+}
+
+void services_close(struct kiln_services *svc)
+{
+    if (svc == NULL)
+        return;
+    sessions_sweeper_stop(svc->sweeper);
+    exec_gate_free(svc->gate);
+    if (svc->exec != NULL)
+        svc->exec->ops->close(svc->exec);
+    sbx_ctx_free(svc->sbx);
+    if (svc->blob != NULL)
+        svc->blob->ops->close(svc->blob);
+    if (svc->store != NULL)
+        svc->store->ops->close(svc->store);
+    free(svc);
+}

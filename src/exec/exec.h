@@ -1,0 +1,102 @@
+/* The execution port (DESIGN.md "ports"): run one job in a fresh sandbox — mount the input
+ * files at /mnt/data, run the code, collect the new and modified files into the blob store —
+ * and report what happened. A backend is a struct exec_ops chosen once at start-up
+ * (EXECUTION_MODE=local|kubernetes; STYLE.md rule 10).
+ *
+ * The result reuses the sandbox library's plain struct sbx_result (status, exit code, signal,
+ * times, capped stdout/stderr), so every backend reports in the same terms; a Kubernetes
+ * backend fills it from the pod runner's answer.
+ *
+ * The port never generates ids and never writes metadata: the caller hands in the blob keys the
+ * outputs may take, and turns the returned outputs into file records itself.
+ *
+ * Thread safety: a struct exec may run many jobs at once from different threads. */
+#ifndef KILN_EXEC_EXEC_H
+#define KILN_EXEC_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sandbox/sandbox.h"
+#include "util/err.h"
+#include "util/sha256.h"
+
+struct blob;
+
+/* One file placed in /mnt/data before the run. All borrowed for the duration of run(). */
+struct exec_input {
+    const char *name;     /* clean relative path (names_is_clean_path()) */
+    const char *blob_key; /* its bytes */
+    long long size;       /* as recorded; with sha256, decides "modified" */
+    const char *sha256;   /* lower-case hex as recorded */
+};
+
+/* One job. All pointers borrowed for the duration of run(). */
+struct exec_job {
+    const char *lang; /* a code lang_find() knows */
+    const char *code;
+    size_t code_len;
+    const char *const *args; /* argv strings appended to the run command */
+    size_t nargs;
+    struct sbx_limits limits; /* resolved by the caller; wall_ms is the request's timeout */
+    const struct exec_input *inputs;
+    size_t ninputs;
+    /* Keys the outputs may be stored under, in order: at most nkeys outputs are collected
+     * (the caller's MAX_OUTPUT_FILES). */
+    const char *const *out_keys;
+    size_t nkeys;
+    long long max_file_size; /* bytes; larger outputs are skipped */
+    int cancel_fd;           /* -1, or an fd that becomes readable to kill the run */
+};
+
+/* One collected file, stored under out_keys[key_index]. */
+struct exec_output {
+    size_t key_index;
+    char *name; /* clean relative path in /mnt/data (re-sanitised) */
+    long long size;
+    char sha256[SHA256_HEX_BUF];
+    long input_index; /* -1: a new file; else the index of the input it modified */
+};
+
+/* What happened. Owned buffers: release with exec_result_clear(). */
+struct exec_result {
+    struct sbx_result run;
+    struct exec_output *outputs; /* sorted by name */
+    size_t noutputs;
+    bool *input_unchanged; /* ninputs flags: still present and byte-identical after the run */
+    size_t skipped;        /* files left out by the caps (count or size) */
+};
+
+/* Free the buffers of r and zero it. NULL is a no-op. */
+void exec_result_clear(struct exec_result *r);
+
+struct exec;
+
+/* A backend's operations. */
+struct exec_ops {
+    const char *name; /* "local", "kubernetes" */
+
+    /* Free the backend. */
+    void (*close)(struct exec *ex);
+
+    /* Cheap readiness check for /health/detailed. */
+    enum kiln_err (*ping)(struct exec *ex, struct errbuf *eb);
+
+    /* Run job and fill *res (zeroed by the caller). Returns an error only when the sandbox could
+     * not be built or an input could not be mounted; whatever the program does is a result.
+     * On error, outputs already stored are removed again. */
+    enum kiln_err (*run)(struct exec *ex, const struct exec_job *job, struct exec_result *res,
+                         struct errbuf *eb);
+};
+
+/* The handle every backend embeds first. */
+struct exec {
+    const struct exec_ops *ops;
+};
+
+/* The local backend on the sandbox library: sbx and blob are borrowed and must outlive it.
+ * Caller frees with ex->ops->close(ex). */
+enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec **out,
+                             struct errbuf *eb);
+
+#endif
