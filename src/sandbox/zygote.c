@@ -823,7 +823,8 @@ static void zclassify(const struct zrun *r, const struct sbx_limits *lim, long l
         res->status = SBX_TIMEOUT;
         snprintf(res->note, sizeof res->note, "CPU time limit of %g s exceeded",
                  (double)lim->cpu_ms / 1000.0);
-    } else if (oom_kills > 0 && failed) {
+    } else if (oom_kills > 0) {
+        /* As sandbox.c: any process killed by the memory cgroup means the limit was hit. */
         res->status = SBX_OOM;
         snprintf(res->note, sizeof res->note, "Memory limit of %lld MiB exceeded", lim->memory_mb);
     } else if (sig == SIGXFSZ ||

@@ -83,12 +83,6 @@ static int group_teardown(void **state)
 
     zyg_stop(zs);
     sbx_ctx_free(ctx);
-    for (unsigned i = 0; i < SLOTS; i++) {
-        snprintf(p, sizeof p, "%s/slots/%u.lock", run_dir, i);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/slots", run_dir);
-    rmdir(p);
     snprintf(p, sizeof p, "%s/ws", run_dir);
     rmdir(p);
     snprintf(p, sizeof p, "%s/root", run_dir);
