@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "lang/lang.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
 /* Exit statuses of `kiln run` besides the program's own (0-255, 128+signal), borrowed from
@@ -44,6 +45,7 @@ struct run_opts {
     long long timeout_ms; /* 0 = MAX_EXECUTION_TIME */
     long long memory_mb;  /* 0 = MAX_MEMORY_MB */
     bool json;
+    bool zygote; /* --zygote or KILN_RUN_ZYGOTE=1: Python through a zygote child (issue 5) */
 };
 
 static void run_usage(FILE *f)
@@ -63,7 +65,9 @@ static void run_usage(FILE *f)
             "                           compiled languages get their multiplier on top)\n"
             "  -M, --memory MB          memory limit in MiB, swap included (default "
             "MAX_MEMORY_MB)\n"
-            "  -j, --json               print the whole result as one JSON object\n\n"
+            "  -j, --json               print the whole result as one JSON object\n"
+            "  -z, --zygote             py only: run in a child forked from a Python zygote\n"
+            "                           (also KILN_RUN_ZYGOTE=1), as the server's warm path\n\n"
             "exit status: the program's exit code; 128+N when it died of signal N; %d when a\n"
             "time limit ended it; %d for a usage error; %d when kiln could not run the sandbox\n"
             "(or the configuration is invalid).\n",
@@ -97,10 +101,15 @@ static bool run_parse_mb(const char *s, long long *mb)
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
     static const struct option longopts[] = {
-        {"lang", required_argument, NULL, 'l'},    {"file", required_argument, NULL, 'f'},
-        {"mount", required_argument, NULL, 'm'},   {"arg", required_argument, NULL, 'a'},
-        {"timeout", required_argument, NULL, 't'}, {"memory", required_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},          {NULL, 0, NULL, 0},
+        {"lang", required_argument, NULL, 'l'},
+        {"file", required_argument, NULL, 'f'},
+        {"mount", required_argument, NULL, 'm'},
+        {"arg", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 't'},
+        {"memory", required_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},
+        {"zygote", no_argument, NULL, 'z'},
+        {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -109,7 +118,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
     o->args = xcalloc((size_t)argc, sizeof *o->args);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:j", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:jz", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             o->lang = optarg;
@@ -136,6 +145,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
                         optarg);
                 return CLI_EXIT_USAGE;
             }
+            break;
+        case 'z':
+            o->zygote = true;
             break;
         case 'j':
             o->json = true;
@@ -396,8 +408,10 @@ static int run_exit_status(const struct sbx_result *res)
     return RUN_EXIT_SANDBOX;
 }
 
-/* Load config and turn it and the options into the execution's limits. */
-static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim, struct errbuf *eb)
+/* Load config and turn it and the options into the execution's limits (and PY_PRELOAD, when
+ * preload is not NULL: the caller frees it). */
+static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim, char **preload,
+                                struct errbuf *eb)
 {
     struct kiln_config *cfg = NULL;
     enum kiln_err rc = config_load(&cfg, ".env", NULL, NULL, eb);
@@ -408,6 +422,8 @@ static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim
     lim->memory_mb = o->memory_mb > 0 ? o->memory_mb : cfg->max_memory_mb;
     lim->pids = cfg->max_pids;
     lim->open_files = cfg->max_open_files;
+    if (preload != NULL)
+        *preload = xstrdup(cfg->py_preload != NULL ? cfg->py_preload : "");
     config_free(cfg);
     return KILN_OK;
 }
@@ -422,9 +438,10 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
     struct sbx_result res = {0};
     struct sbx_limits lim;
     int status = RUN_EXIT_SANDBOX;
-    char *run_dir = NULL;
+    char *run_dir = NULL, *preload = NULL;
+    struct zyg_set *zs = NULL;
 
-    if (run_limits(o, &lim, &eb)) {
+    if (run_limits(o, &lim, &preload, &eb)) {
         fprintf(stderr, "kiln run: configuration: %s\n", eb.msg);
         return RUN_EXIT_SANDBOX;
     }
@@ -448,7 +465,25 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         fprintf(stderr, "kiln run: %s\n", eb.msg);
         goto out;
     }
-    if (sbx_run(ctx, &lj->job, &res, &eb)) {
+    if (o->zygote && l->warm == LANG_WARM_ZYGOTE) {
+        /* One zygote, the one the server would pick for this code, with one child forked ahead
+         * (the warm path exactly); its preloads cost this one command some time. */
+        bool light = zyg_code_is_light(code, code_len);
+        struct zyg_opts zo = {
+            .preload = light ? "" : preload, .env = lj->job.env, .warm = 1, .light = light};
+        struct zyg_stats st;
+        if (zyg_start(ctx, &zo, &zs, &eb) || !zyg_wait_ready(zs, 120000)) {
+            fprintf(stderr, "kiln run: zygote: %s\n", eb.msg[0] ? eb.msg : "not ready");
+            goto out;
+        }
+        if (zyg_run(zs, &lj->job, code, code_len, &res, &eb)) {
+            fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
+            goto out;
+        }
+        zyg_get_stats(zs, &st);
+        if (st.fallbacks > 0)
+            fprintf(stderr, "kiln run: zygote: fell back to a cold sandbox\n");
+    } else if (sbx_run(ctx, &lj->job, &res, &eb)) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
     }
@@ -461,6 +496,8 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         status = run_exit_status(&res);
     }
 out:
+    zyg_stop(zs);
+    free(preload);
     sbx_result_clear(&res);
     lang_job_free(lj);
     sbx_workspace_free(ws);
@@ -484,6 +521,11 @@ int cmd_run(int argc, char **argv)
     status = run_parse(argc, argv, &o);
     if (status != 0)
         goto out;
+    {
+        const char *z = getenv("KILN_RUN_ZYGOTE");
+        if (z != NULL && (strcmp(z, "1") == 0 || strcmp(z, "true") == 0))
+            o.zygote = true;
+    }
     const struct lang *l = lang_find(o.lang);
     if (l == NULL) {
         fprintf(stderr, "kiln run: unsupported language '%s'\n", o.lang);
