@@ -18,6 +18,7 @@
 #include "lang/lang.h"
 #include "lang/warm.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
 /* Exit statuses of `kiln run` besides the program's own (0-255, 128+signal), borrowed from
@@ -29,7 +30,6 @@
 #define RUN_CODE_MAX      (16LL * 1024 * 1024) /* bytes of source code */
 #define RUN_WALK_DEPTH    16                   /* directory levels listed under /mnt/data */
 #define RUN_WALK_ENTRIES  4096                 /* entries looked at under /mnt/data */
-#define RUN_DATA_MB       256                  /* size of /mnt/data for one run */
 #define RUN_UID_BASE      200000u              /* first host uid of the sandbox slots (root) */
 #define RUN_SLOTS         64u                  /* concurrent sandboxes of this process */
 #define RUN_DIR_ROOT      "/run/kiln"          /* slot roots and workspaces when root */
@@ -47,7 +47,8 @@ struct run_opts {
     long long timeout_ms; /* 0 = MAX_EXECUTION_TIME */
     long long memory_mb;  /* 0 = MAX_MEMORY_MB */
     bool json;
-    bool warm; /* --warm or KILN_RUN_WARM=1: through a warm pool of one (issue 5) */
+    bool warm;   /* --warm or KILN_RUN_WARM=1: through a warm pool of one (issue 5) */
+    bool zygote; /* --zygote or KILN_RUN_ZYGOTE=1: Python through a zygote child (issue 5) */
 };
 
 static void run_usage(FILE *f)
@@ -70,7 +71,9 @@ static void run_usage(FILE *f)
             "  -j, --json               print the whole result as one JSON object\n"
             "  -w, --warm               take the sandbox from a warm pool of one (a parked\n"
             "                           sandbox, with the pre-started interpreter for js, php,\n"
-            "                           r and bash), as the API does; also KILN_RUN_WARM=1\n\n"
+            "                           r and bash), as the API does; also KILN_RUN_WARM=1\n"
+            "  -z, --zygote             py only: run in a child forked from a Python zygote\n"
+            "                           (also KILN_RUN_ZYGOTE=1), as the server's warm path\n\n"
             "exit status: the program's exit code; 128+N when it died of signal N; %d when a\n"
             "time limit ended it; %d for a usage error; %d when kiln could not run the sandbox\n"
             "(or the configuration is invalid).\n",
@@ -104,15 +107,11 @@ static bool run_parse_mb(const char *s, long long *mb)
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
     static const struct option longopts[] = {
-        {"lang", required_argument, NULL, 'l'},
-        {"file", required_argument, NULL, 'f'},
-        {"mount", required_argument, NULL, 'm'},
-        {"arg", required_argument, NULL, 'a'},
-        {"timeout", required_argument, NULL, 't'},
-        {"memory", required_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},
-        {"warm", no_argument, NULL, 'w'},
-        {NULL, 0, NULL, 0},
+        {"lang", required_argument, NULL, 'l'},    {"file", required_argument, NULL, 'f'},
+        {"mount", required_argument, NULL, 'm'},   {"arg", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 't'}, {"memory", required_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},          {"warm", no_argument, NULL, 'w'},
+        {"zygote", no_argument, NULL, 'z'},        {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -121,7 +120,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
     o->args = xcalloc((size_t)argc, sizeof *o->args);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:jw", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:jwz", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             o->lang = optarg;
@@ -148,6 +147,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
                         optarg);
                 return CLI_EXIT_USAGE;
             }
+            break;
+        case 'z':
+            o->zygote = true;
             break;
         case 'j':
             o->json = true;
@@ -414,8 +416,10 @@ static int run_exit_status(const struct sbx_result *res)
     return RUN_EXIT_SANDBOX;
 }
 
-/* Load config and turn it and the options into the execution's limits. */
-static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim, struct errbuf *eb)
+/* Load config and turn it and the options into the execution's limits (and PY_PRELOAD, when
+ * preload is not NULL: the caller frees it). */
+static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim, char **preload,
+                                struct errbuf *eb)
 {
     struct kiln_config *cfg = NULL;
     enum kiln_err rc = config_load(&cfg, ".env", NULL, NULL, eb);
@@ -427,6 +431,8 @@ static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim
     lim->pids = cfg->max_pids;
     lim->open_files = cfg->max_open_files;
     lim->cpu_quota = cfg->max_cpu_quota;
+    if (preload != NULL)
+        *preload = xstrdup(cfg->py_preload != NULL ? cfg->py_preload : "");
     config_free(cfg);
     return KILN_OK;
 }
@@ -444,7 +450,7 @@ static enum kiln_err run_warm_lease(struct sbx_ctx *ctx, const struct lang *l,
     if (rc)
         return rc;
     sbx_pool_wait_full(lang_pools_pool(*pools), RUN_WARM_WAIT_MS);
-    return sbx_pool_lease(lang_pools_pool(*pools), l->code, RUN_DATA_MB, lease, eb);
+    return sbx_pool_lease(lang_pools_pool(*pools), l->code, 0, lease, eb);
 }
 
 static int run_execute(const struct run_opts *o, const struct lang *l, const char *code,
@@ -459,9 +465,10 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
     struct sbx_result res = {0};
     struct sbx_limits lim;
     int status = RUN_EXIT_SANDBOX;
-    char *run_dir = NULL;
+    char *run_dir = NULL, *preload = NULL;
+    struct zyg_set *zs = NULL;
 
-    if (run_limits(o, &lim, &eb)) {
+    if (run_limits(o, &lim, &preload, &eb)) {
         fprintf(stderr, "kiln run: configuration: %s\n", eb.msg);
         return RUN_EXIT_SANDBOX;
     }
@@ -471,7 +478,7 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         .run_dir = run_dir, .uid_base = RUN_UID_BASE, .slots = RUN_SLOTS, .defaults = lim};
     if (sbx_ctx_new(&ctx, &copts, &eb) ||
         (o->warm && run_warm_lease(ctx, l, &pools, &lease, &eb)) ||
-        (!o->warm && sbx_workspace_new(ctx, RUN_DATA_MB, &ws, &eb))) {
+        (!o->warm && sbx_workspace_new(ctx, 0, &ws, &eb))) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
     }
@@ -489,8 +496,26 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         fprintf(stderr, "kiln run: %s\n", eb.msg);
         goto out;
     }
-    if (lease != NULL ? sbx_lease_run(lease, &lj->job, &res, &eb)
-                      : sbx_run(ctx, &lj->job, &res, &eb)) {
+    if (o->zygote && l->warm == LANG_WARM_ZYGOTE) {
+        /* One zygote, the one the server would pick for this code, with one child forked ahead
+         * (the warm path exactly); its preloads cost this one command some time. */
+        bool light = zyg_code_is_light(code, code_len);
+        struct zyg_opts zo = {
+            .preload = light ? "" : preload, .env = lj->job.env, .warm = 1, .light = light};
+        struct zyg_stats st;
+        if (zyg_start(ctx, &zo, &zs, &eb) || !zyg_wait_ready(zs, 120000)) {
+            fprintf(stderr, "kiln run: zygote: %s\n", eb.msg[0] ? eb.msg : "not ready");
+            goto out;
+        }
+        if (zyg_run(zs, &lj->job, code, code_len, &res, &eb)) {
+            fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
+            goto out;
+        }
+        zyg_get_stats(zs, &st);
+        if (st.fallbacks > 0)
+            fprintf(stderr, "kiln run: zygote: fell back to a cold sandbox\n");
+    } else if (lease != NULL ? sbx_lease_run(lease, &lj->job, &res, &eb)
+                             : sbx_run(ctx, &lj->job, &res, &eb)) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
     }
@@ -503,6 +528,8 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         status = run_exit_status(&res);
     }
 out:
+    zyg_stop(zs);
+    free(preload);
     sbx_result_clear(&res);
     lang_job_free(lj);
     if (lease != NULL)
@@ -533,6 +560,11 @@ int cmd_run(int argc, char **argv)
     const char *warm_env = getenv("KILN_RUN_WARM");
     if (warm_env != NULL && strcmp(warm_env, "1") == 0)
         o.warm = true;
+    {
+        const char *z = getenv("KILN_RUN_ZYGOTE");
+        if (z != NULL && (strcmp(z, "1") == 0 || strcmp(z, "true") == 0))
+            o.zygote = true;
+    }
     const struct lang *l = lang_find(o.lang);
     if (l == NULL) {
         fprintf(stderr, "kiln run: unsupported language '%s'\n", o.lang);

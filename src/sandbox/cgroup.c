@@ -488,8 +488,23 @@ void sbx_cg_destroy(struct sbx_cg_run *run)
     run->v2_fd = -1;
 }
 
-enum kiln_err sbx_cg_set_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
-                                const struct sbx_limits *lim, struct errbuf *eb)
+enum kiln_err sbx_cg_attach_all(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb)
+{
+    char val[32];
+    int rc;
+    enum kiln_err err = sbx_cg_attach(run, pid, eb);
+
+    if (err || run->v2 == NULL)
+        return err;
+    snprintf(val, sizeof val, "%d", (int)pid);
+    rc = cg_write(run->v2, "cgroup.procs", val);
+    if (rc < 0)
+        return errbuf_set(eb, KILN_ERR_IO, "cannot attach to %s: %s", run->v2, strerror(-rc));
+    return KILN_OK;
+}
+
+enum kiln_err sbx_cg_set_limits(const struct sbx_cg_run *run, const struct sbx_limits *lim,
+                                bool memsw, struct errbuf *eb)
 {
     char val[32], pids[32];
     int rc = 0;
@@ -497,19 +512,34 @@ enum kiln_err sbx_cg_set_limits(const struct sbx_cg_host *cg, const struct sbx_c
     snprintf(val, sizeof val, "%lld", lim->memory_mb * 1024 * 1024);
     snprintf(pids, sizeof pids, "%lld", lim->pids + 1);
     if (run->memory != NULL) {
-        /* memsw must never be below the limit: lift it, set the limit, then memsw. */
-        if (cg->v1_memsw)
-            rc = cg_write(run->memory, "memory.memsw.limit_in_bytes", "-1");
-        if (rc == 0)
-            rc = cg_write(run->memory, "memory.limit_in_bytes", val);
-        if (rc == 0 && cg->v1_memsw)
+        /* memsw may never be below limit: lowering goes limit first, raising memsw first;
+         * trying limit, memsw, limit covers both. */
+        int r1 = cg_write(run->memory, "memory.limit_in_bytes", val);
+        if (memsw)
             rc = cg_write(run->memory, "memory.memsw.limit_in_bytes", val);
+        if (r1 < 0)
+            rc = cg_write(run->memory, "memory.limit_in_bytes", val);
     } else if (run->mem_from_v2) {
         rc = cg_write(run->v2, "memory.max", val);
     }
     if (rc == 0 && run->pids != NULL)
         rc = cg_write(run->pids, "pids.max", pids);
-    else if (rc == 0 && cg->v2_pids && run->v2 != NULL)
+    if (rc < 0)
+        return errbuf_set(eb, KILN_ERR_IO, "cannot set the cgroup limits: %s", strerror(-rc));
+    return KILN_OK;
+}
+
+enum kiln_err sbx_cg_take_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
+                                 const struct sbx_limits *lim, struct errbuf *eb)
+{
+    enum kiln_err err = sbx_cg_set_limits(run, lim, cg->v1_memsw, eb);
+    char pids[32];
+    int rc = 0;
+
+    if (err)
+        return err;
+    snprintf(pids, sizeof pids, "%lld", lim->pids + 1);
+    if (run->pids == NULL && cg->v2_pids && run->v2 != NULL)
         rc = cg_write(run->v2, "pids.max", pids);
     if (rc == 0)
         rc = set_quota(cg, run, lim->cpu_quota);

@@ -354,11 +354,6 @@ void sbx_child_run_step(const struct sbx_plan *plan, size_t idx)
     run_step(plan, idx);
 }
 
-int sbx_child_set_rlimits(const struct sbx_plan *plan)
-{
-    return set_rlimits(plan);
-}
-
 int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *stage)
 {
     int rc;
@@ -372,4 +367,14 @@ int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *st
         return -errno;
     *stage = SBX_ST_LANDLOCK;
     return sbx_landlock_apply_at(plan->ctx->landlock_abi, data_dir);
+}
+
+int sbx_net_up(void)
+{
+    return net_up();
+}
+
+int sbx_rlimits_apply(const struct sbx_plan *plan)
+{
+    return set_rlimits(plan);
 }

@@ -184,7 +184,8 @@ enum kiln_err sbx_ctx_new(struct sbx_ctx **out, const struct sbx_ctx_opts *opts,
     ctx->run_dir = xstrdup(opts->run_dir);
     ctx->root_dir = xasprintf("%s/root", ctx->run_dir);
     ctx->ws_dir = xasprintf("%s/ws", ctx->run_dir);
-    ctx->slots_dir = xasprintf("%s/slots", ctx->run_dir);
+    /* Unprivileged, there is one uid and no slot lock: the directory is never used. */
+    ctx->slots_dir = xstrdup(SBX_UID_LOCK_DIR);
     if (ctx->root) {
         err = check_ancestors(ctx->run_dir, eb);
         if (err)
@@ -195,7 +196,7 @@ enum kiln_err sbx_ctx_new(struct sbx_ctx **out, const struct sbx_ctx_opts *opts,
         err = ensure_dir(ctx->root_dir, 0755, eb);
     if (!err)
         err = ensure_dir(ctx->ws_dir, ctx->root ? 0711 : 0700, eb);
-    if (!err)
+    if (!err && ctx->root)
         err = ensure_dir(ctx->slots_dir, 0700, eb);
     if (err)
         goto fail;

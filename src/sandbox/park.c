@@ -375,7 +375,7 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
     m->cpu_s = (lim.cpu_ms + 999) / 1000;
     m->data_bytes = 0;
     if (p->cg_made) {
-        err = sbx_cg_set_limits(&p->ctx->cg, &p->cg, &lim, eb);
+        err = sbx_cg_take_limits(&p->ctx->cg, &p->cg, &lim, eb);
         if (err) {
             err = KILN_ERR_UNAVAILABLE;
             goto out;

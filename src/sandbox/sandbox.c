@@ -391,7 +391,9 @@ static void classify(struct run *r, const struct sbx_limits *lim, long long oom_
         res->status = SBX_TIMEOUT;
         snprintf(res->note, sizeof res->note, "CPU time limit of %g s exceeded",
                  (double)lim->cpu_ms / 1000.0);
-    } else if (oom_kills > 0 && (!r->have_step || r->any_failed)) {
+    } else if (oom_kills > 0) {
+        /* Any process of the sandbox killed by the memory cgroup means the execution hit its
+         * limit, even when the main program survived a child's death and exited 0. */
         res->status = SBX_OOM;
         snprintf(res->note, sizeof res->note, "Memory limit of %lld MiB exceeded", lim->memory_mb);
     } else if (sig == SIGXFSZ || (r->have_step && !signaled && WEXITSTATUS(st) == 128 + SIGXFSZ)) {

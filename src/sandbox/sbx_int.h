@@ -9,6 +9,9 @@
 #ifndef KILN_SANDBOX_SBX_INT_H
 #define KILN_SANDBOX_SBX_INT_H
 
+/* Host-wide directory of the uid-slot locks (root mode), shared by every kiln process. */
+#define SBX_UID_LOCK_DIR "/run/kiln-uids"
+
 #include <limits.h>
 #include <linux/filter.h>
 #include <stdatomic.h>
@@ -119,6 +122,8 @@ struct sbx_plan {
     int out_w, err_w;
     int stdin_fd; /* memfd with the job's stdin, or -1 */
     long long file_size_bytes, open_files, nproc, cpu_s, data_bytes;
+    const char *extra_src; /* NULL, or a host directory bound read-only at extra_dst (zygote) */
+    const char *extra_dst;
     /* Parked sandboxes (park.c): non-NULL means build everything but /mnt/data's content,
      * then wait on park->ctl_fd for the take. */
     const struct sbx_park_plan *park;
@@ -196,8 +201,8 @@ long long sbx_cg_cpu_ns(const struct sbx_cg_run *run); /* -1 when unknown */
 void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *oom_kills);
 void sbx_cg_destroy(struct sbx_cg_run *run);
 /* Rewrite the memory, pids and CPU quota limits of a live group (a parked sandbox's at take). */
-enum kiln_err sbx_cg_set_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
-                                const struct sbx_limits *lim, struct errbuf *eb);
+enum kiln_err sbx_cg_take_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
+                                 const struct sbx_limits *lim, struct errbuf *eb);
 /* Remove the groups of dead kiln processes (names sbx-<pid>-<seq> whose pid is gone). */
 void sbx_cg_recover(const struct sbx_cg_host *cg);
 
@@ -227,7 +232,6 @@ void sbx_child_report(const struct sbx_plan *plan, int kind, int step, int stage
 void sbx_child_run_steps(const struct sbx_plan *plan);
 void sbx_child_run_step(const struct sbx_plan *plan, size_t idx) __attribute__((noreturn));
 int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *stage);
-int sbx_child_set_rlimits(const struct sbx_plan *plan);
 
 /* park_child.c: init of a parked sandbox after its mounts; never returns. */
 void sbx_park_child(const struct sbx_plan *plan) __attribute__((noreturn));
@@ -249,6 +253,18 @@ long long sbx_now_ms(void);
 /* Async-signal-safe helpers (child.c). */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 bool sbx_path_join(char *dst, size_t size, const char *a, const char *b);
+
+/* Pieces of the cold path exported for the zygote's children (zchild.c), child side. */
+int sbx_mounts_proc(void);                           /* a fresh /proc over /proc (masked) */
+int sbx_mounts_scratch(const struct sbx_plan *plan); /* fresh /tmp and /dev/shm over the old */
+int sbx_net_up(void);
+int sbx_rlimits_apply(const struct sbx_plan *plan);
+
+/* cgroup.c, for the zygote: move a running process into the run's groups (v1 and v2), and
+ * change the limits of existing groups. */
+enum kiln_err sbx_cg_attach_all(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb);
+enum kiln_err sbx_cg_set_limits(const struct sbx_cg_run *run, const struct sbx_limits *lim,
+                                bool memsw, struct errbuf *eb);
 
 /* workspace.c: switch the calling thread's fsuid/fsgid (host-side I/O as the sandbox user). */
 void sbx_fsid_enter(const struct sbx_workspace *ws, unsigned *old_uid, unsigned *old_gid);

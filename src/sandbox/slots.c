@@ -1,8 +1,11 @@
 /* uid slots: as root, each live sandbox runs as its own host uid (uid_base + slot), so that
  * RLIMIT_NPROC, inotify counts, file ownership and signals never cross sandboxes (isolate's
- * box_uid). A slot is held by an flock on <run_dir>/slots/<n>.lock: flock conflicts between open
- * file descriptions, so it serialises threads of one process and separate kiln processes alike,
- * and the kernel releases it when a crashed holder dies. Lock files are never unlinked: a new
+ * box_uid). A slot is held by an flock on SBX_UID_LOCK_DIR/<host uid>.lock: flock conflicts
+ * between open file descriptions, so it serialises threads of one process and separate kiln
+ * processes alike, and the kernel releases it when a crashed holder dies. The lock is named by
+ * the host uid in one host-wide directory, not by slot number under the run directory, so that
+ * two kiln instances with different run directories or overlapping uid ranges never run two
+ * sandboxes as the same host uid. Lock files are never unlinked: a new
  * inode under the same name would let two holders in. */
 #include "sandbox/sbx_int.h"
 
@@ -30,7 +33,7 @@ enum kiln_err sbx_slot_acquire(struct sbx_ctx *ctx, struct sbx_slot *out, struct
         char path[PATH_MAX];
         int fd;
 
-        snprintf(path, sizeof path, "%s/%u.lock", ctx->slots_dir, n);
+        snprintf(path, sizeof path, "%s/%u.lock", ctx->slots_dir, ctx->uid_base + n);
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
             return errbuf_set(eb, KILN_ERR_IO, "cannot open %s: %s", path, strerror(errno));

@@ -172,6 +172,12 @@ def test_python_has_the_seed_libraries(kiln_bin):
     assert res["stdout"] == "ok\n"
 
 
+def test_php_loads_its_packaged_extensions(kiln_bin):
+    _, res = run_json("php", '<?php var_dump(ctype_digit("42"), extension_loaded("iconv"));')
+    assert res["status"] == "ok", res["stderr"]
+    assert res["stdout"] == "bool(true)\nbool(true)\n"
+
+
 def test_r_writes_a_png_with_cairo(kiln_bin):
     _, res = run_json("r", 'png("r.png", type = "cairo"); plot(1:3); invisible(dev.off()); '
                       'cat("done\\n")')
