@@ -324,7 +324,7 @@ void sbx_child_init(const struct sbx_plan *plan)
         fail(plan, SBX_ST_NET, rc);
     sethostname("sandbox", 7);
     if (park != NULL)
-        sbx_park_child(plan);
+        park->enter(plan);
     rc = sbx_caps_drop_all(plan->ctx->cap_last);
     if (rc < 0)
         fail(plan, SBX_ST_CAPS, rc);

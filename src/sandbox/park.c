@@ -146,6 +146,7 @@ enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, co
         goto fail;
     }
     memset(&pk, 0, sizeof pk);
+    pk.enter = sbx_park_child;
     pk.ctl_fd = ctl_p[1];
     pk.interp = interp;
     pk.interp_in[0] = in_p[0];

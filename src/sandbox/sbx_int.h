@@ -131,6 +131,9 @@ struct sbx_plan {
 
 /* What init of a parked sandbox needs besides the plan (park.c, park_child.c). */
 struct sbx_park_plan {
+    /* sbx_park_child(), called through this pointer so that child.c does not link park_child.c
+     * (the zygote's Python extension builds child.c alone). */
+    void (*enter)(const struct sbx_plan *plan) __attribute__((noreturn));
     int ctl_fd; /* init's end of the SOCK_SEQPACKET pair the take message arrives on */
     /* The pre-started interpreter: its job (one step, its env) run confined before the take with
      * stdin the read end of interp_in[0]; NULL when none. */
