@@ -34,8 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sandbox/sbx_int.h"
-#include "sandbox/zproto.h"
+#include "sandbox/zchild.h"
 #include "util/xmalloc.h"
 
 #ifndef KILN_PYEXT_DIR
@@ -48,7 +47,8 @@
 #define OPEN_TREE_CLOEXEC O_CLOEXEC
 #endif
 
-#define ZYG_EXT_INSIDE    "/opt/kiln"
+/* Where the zygote sees its code; its children detach it (they never see it). */
+#define ZYG_EXT_INSIDE    SBX_ZYGOTE_EXT_DIR
 #define ZYG_MAX_MODULES   64
 #define ZYG_READY_MS      120000 /* preloads on a loaded 2-core host: pandas+matplotlib ≈ 1-3 s */
 #define ZYG_FORK_MS       10000  /* a child answering HELLO and READY */
@@ -268,8 +268,8 @@ static enum kiln_err write_map(pid_t pid, const char *file, const char *text, st
     return ok ? KILN_OK : KILN_ERR_IO;
 }
 
-/* 0 → the zygote's slot; 1000 + n → slot n for every other slot (the kernel wants disjoint
- * extents, so the zygote's own slot is cut out of the range). */
+/* 0 → the zygote's slot; every other slot uid to itself (the kernel wants disjoint extents, so
+ * the zygote's own slot is cut out of the range). */
 static void build_map(const struct sbx_ctx *ctx, const struct sbx_slot *zs, char *buf, size_t size)
 {
     size_t o = 0;
@@ -277,9 +277,9 @@ static void build_map(const struct sbx_ctx *ctx, const struct sbx_slot *zs, char
 
     o += (size_t)snprintf(buf + o, size - o, "0 %u 1\n", zs->uid);
     if (z > 0)
-        o += (size_t)snprintf(buf + o, size - o, "%u %u %u\n", ZP_UID_INNER_BASE, ctx->uid_base, z);
+        o += (size_t)snprintf(buf + o, size - o, "%u %u %u\n", ctx->uid_base, ctx->uid_base, z);
     if (z + 1 < ctx->slots)
-        snprintf(buf + o, size - o, "%u %u %u\n", ZP_UID_INNER_BASE + z + 1, ctx->uid_base + z + 1,
+        snprintf(buf + o, size - o, "%u %u %u\n", ctx->uid_base + z + 1, ctx->uid_base + z + 1,
                  ctx->slots - z - 1);
 }
 
@@ -858,8 +858,7 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
     sbx_limits_resolve(ctx, &job->limits, &lim);
     memset(&head, 0, sizeof head);
     head.h.kind = ZP_JOB;
-    head.uid = ZP_UID_INNER_BASE +
-               (job->ws != NULL ? job->ws->slot.n : 0); /* no workspace: any slot's uid */
+    head.uid = job->ws != NULL ? job->ws->slot.uid : 0;
     if (job->ws == NULL) {
         /* Without a workspace the child still needs a uid of its own: reuse a free slot. */
         err = KILN_ERR_UNAVAILABLE;
@@ -1053,6 +1052,8 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
     sbx_cg_stats(&c->cg, &peak_kb, &ooms);
     res->memory_peak_kb = peak_kb;
     zclassify(&r, &lim, ooms, res->cpu_ms, res);
+    if (!r.have_status && !r.killed && res->note[0] == '\0')
+        snprintf(res->note, sizeof res->note, "The Python zygote died during the execution");
     zstream_finish(&r.out, &res->out, &res->out_len, &res->out_truncated);
     zstream_finish(&r.err, &res->err, &res->err_len, &res->err_truncated);
 out : {
