@@ -63,6 +63,8 @@ struct zchild {
     pid_t pid; /* host pid */
     int pidfd, chan;
     struct sbx_cg_run cg;
+    struct sbx_limits cg_lim; /* what its cgroups were created with */
+    struct zchild *next;      /* in the graveyard */
 };
 
 struct zygote {
@@ -83,7 +85,8 @@ struct zygote {
     struct sbx_slot slot;
     struct zchild **ready;
     unsigned nready;
-    pthread_mutex_t ctl_mu; /* one ZP_FORK at a time on ctl */
+    struct zchild *graveyard; /* finished children whose cgroups the manager removes */
+    pthread_mutex_t ctl_mu;   /* one ZP_FORK at a time on ctl */
 };
 
 struct zyg_set {
@@ -453,6 +456,36 @@ static void child_discard(struct zchild *c)
     free(c);
 }
 
+/* After a run: kill what is left and hand the child to the manager, which removes its cgroups
+ * (rmdir of a v1 memory group waits for the kernel to finish with the dead tasks): the caller
+ * has its result at once. */
+static void child_bury(struct zygote *z, struct zchild *c)
+{
+    sbx_cg_kill(&c->cg);
+    if (c->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+    pthread_mutex_lock(&z->mu);
+    c->next = z->graveyard;
+    z->graveyard = c;
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+}
+
+static void empty_graveyard(struct zygote *z)
+{
+    struct zchild *c;
+
+    pthread_mutex_lock(&z->mu);
+    c = z->graveyard;
+    z->graveyard = NULL;
+    pthread_mutex_unlock(&z->mu);
+    while (c != NULL) {
+        struct zchild *next = c->next;
+        child_discard(c);
+        c = next;
+    }
+}
+
 /* Fork one child through z and bring it to "isolated, waiting". */
 static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct errbuf *eb)
 {
@@ -468,6 +501,7 @@ static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct er
     c->pidfd = c->chan = -1;
     c->cg.v2_fd = -1;
     sbx_limits_resolve(zs->ctx, &none, &lim);
+    c->cg_lim = lim;
     err = sbx_cg_create(&zs->ctx->cg, atomic_fetch_add(&zs->ctx->run_seq, 1), &lim, &c->cg, eb);
     if (err)
         goto fail;
@@ -573,6 +607,7 @@ static void *manager(void *arg)
         struct errbuf eb = {{0}};
         unsigned n;
 
+        empty_graveyard(z);
         if (!z->alive) {
             if (backoff > 0) {
                 struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000};
@@ -596,7 +631,7 @@ static void *manager(void *arg)
         }
         pthread_mutex_lock(&z->mu);
         n = z->nready;
-        if (n >= zs->warm) {
+        if (n >= zs->warm && z->graveyard == NULL) {
             struct timespec ts;
             z->ready_once = true;
             pthread_cond_broadcast(&z->cv);
@@ -629,6 +664,7 @@ static void *manager(void *arg)
         }
     }
     drop_ready(z);
+    empty_graveyard(z);
     if (z->pidfd >= 0 || z->cg_made)
         zygote_cleanup(z);
     return NULL;
@@ -839,9 +875,10 @@ static void zclassify(const struct zrun *r, const struct sbx_limits *lim, long l
 
 /* Hand job to c and supervise it. KILN_ERR_UNAVAILABLE when the child failed before the
  * program started (the caller falls back to a cold sandbox). Consumes c. */
-static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struct sbx_job *job,
+static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct sbx_job *job,
                                struct sbx_result *res, struct errbuf *eb)
 {
+    struct zyg_set *zs = z->set;
     struct sbx_ctx *ctx = zs->ctx;
     struct sbx_limits lim;
     struct zp_job head;
@@ -909,10 +946,12 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "pipe2: %s", strerror(errno));
         goto out;
     }
-    err = sbx_cg_set_limits(&c->cg, &lim, ctx->cg.v1_memsw, eb);
-    if (err) {
-        err = KILN_ERR_UNAVAILABLE;
-        goto out;
+    if (lim.memory_mb != c->cg_lim.memory_mb || lim.pids != c->cg_lim.pids) {
+        err = sbx_cg_set_limits(&c->cg, &lim, ctx->cg.v1_memsw, eb);
+        if (err) {
+            err = KILN_ERR_UNAVAILABLE;
+            goto out;
+        }
     }
     cpu0 = sbx_cg_cpu_ns(&c->cg);
     r.out.fd = out_p[0];
@@ -1066,7 +1105,7 @@ out : {
     free(r.out.buf);
     free(r.err.buf);
     free(msg);
-    child_discard(c);
+    child_bury(z, c);
     return err;
 }
 
@@ -1120,7 +1159,7 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
                 continue;
             atomic_fetch_add(&zs->misses, 1);
         }
-        err = child_run(zs, c, job, res, &why);
+        err = child_run(z, c, job, res, &why);
         if (err == KILN_OK)
             return KILN_OK;
         sbx_result_clear(res);
@@ -1379,6 +1418,7 @@ void zyg_stop(struct zyg_set *zs)
         pthread_mutex_unlock(&z->mu);
         if (z->thread_started)
             pthread_join(z->thread, NULL);
+        empty_graveyard(z);
         free(z->ready);
         free(z->argv_buf);
         pthread_mutex_destroy(&z->mu);
