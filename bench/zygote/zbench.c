@@ -223,6 +223,7 @@ int main(int argc, char **argv)
     zo.env = py_env;
     zo.warm = getenv("ZWARM") != NULL ? (unsigned)atoi(getenv("ZWARM")) : 4;
     zo.light = true;
+    zo.prefault_heavy = getenv("ZPREFAULT") != NULL;
     if (zyg_start(b.ctx, &zo, &b.zs, &eb) != KILN_OK) {
         fprintf(stderr, "zyg_start: %s\n", eb.msg);
         return 1;

@@ -93,7 +93,7 @@ struct zyg_set {
     struct sbx_ctx *ctx;
     unsigned warm;
     char *ext_dir, *python;
-    char **env;
+    char **env, **env_heavy; /* env_heavy: env plus the prefault switch, or env itself */
     atomic_bool stopping;
     atomic_ullong forked, hits, misses, fallbacks, restarts;
     struct zygote z[ZK__COUNT];
@@ -362,7 +362,7 @@ static enum kiln_err zygote_launch(struct zygote *z, struct errbuf *eb)
     zi.ctl = sv[1];
     zi.python = zs->python;
     zi.argv = z->argv;
-    zi.env = zs->env;
+    zi.env = z->kind == ZK_HEAVY ? zs->env_heavy : zs->env;
 
     memset(&args, 0, sizeof args);
     args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
@@ -1359,6 +1359,12 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
      * forked half-way would be a hazard; PYTHONPATH-free, the extension comes from its dir. */
     zs->env[nenv++] = xstrdup("OPENBLAS_NUM_THREADS=1");
     zs->env[nenv] = NULL;
+    zs->env_heavy = zs->env;
+    if (opts->prefault_heavy) {
+        zs->env_heavy = xcalloc(nenv + 2, sizeof *zs->env_heavy);
+        memcpy(zs->env_heavy, zs->env, nenv * sizeof *zs->env);
+        zs->env_heavy[nenv] = "KILN_ZYGOTE_PREFAULT=1";
+    }
     zs->have[ZK_LIGHT] = opts->light;
     zs->have[ZK_HEAVY] = opts->preload != NULL && opts->preload[0] != '\0';
     if (!zs->have[ZK_HEAVY])
@@ -1425,6 +1431,8 @@ void zyg_stop(struct zyg_set *zs)
         pthread_mutex_destroy(&z->ctl_mu);
         pthread_cond_destroy(&z->cv);
     }
+    if (zs->env_heavy != zs->env)
+        free(zs->env_heavy);
     for (size_t i = 0; zs->env != NULL && zs->env[i] != NULL; i++)
         free(zs->env[i]);
     free(zs->env);
