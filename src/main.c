@@ -7,6 +7,7 @@
 const struct cli_command cli_commands[] = {
     {"serve", "run the HTTP API server", cmd_serve},
     {"run", "run code of one language in a fresh sandbox", cmd_run},
+    {"bench-pool", "benchmark: cold sandboxes against the warm pool", cmd_bench_pool},
     {"config", "validate, summarise, audit, template or export the configuration", cmd_config},
     {"version", "print the version", cmd_version},
     {"help", "show help for kiln or one command", cmd_help},

@@ -246,6 +246,10 @@ static int build_data(const struct sbx_plan *plan, const char *root)
     rc = mkdirs(p, strlen(root));
     if (rc < 0)
         return rc;
+    /* A parked sandbox gets its workspace at take time (park_child.c); until then /mnt/data is
+     * an empty directory of the read-only root. */
+    if (plan->park != NULL)
+        return 0;
     if (plan->ws_path == NULL) {
         if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, plan->data_opts) < 0)
             return -errno;
