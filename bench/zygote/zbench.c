@@ -120,6 +120,58 @@ static void *worker(void *arg)
     }
 }
 
+/* Memory of the zygotes (our children) and of their warm children, from smaps_rollup. */
+static void memory_report(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s", "");
+    for (int pid = 1; pid < 4194304; pid++) {
+        char path[64], line[256];
+        long long rss = 0, pc = 0, pd = 0, pss = 0;
+        int ppid = 0;
+        FILE *f;
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        f = fopen(path, "re");
+        if (f == NULL)
+            continue;
+        if (fgets(line, sizeof line, f) != NULL) {
+            char *rp = strrchr(line, ')');
+            if (rp != NULL)
+                sscanf(rp + 2, "%*c %d", &ppid);
+        }
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        f = fopen(path, "re");
+        unsigned uid = 0;
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, "Uid:", 4) == 0)
+                uid = (unsigned)strtoul(line + 4, NULL, 10);
+        fclose(f);
+        if (uid < 270000 || uid >= 270016)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
+        f = fopen(path, "re");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof line, f) != NULL) {
+            if (strncmp(line, "Rss:", 4) == 0)
+                rss = strtoll(line + 4, NULL, 10);
+            else if (strncmp(line, "Pss:", 4) == 0)
+                pss = strtoll(line + 4, NULL, 10);
+            else if (strncmp(line, "Private_Clean:", 14) == 0)
+                pc = strtoll(line + 14, NULL, 10);
+            else if (strncmp(line, "Private_Dirty:", 14) == 0)
+                pd = strtoll(line + 14, NULL, 10);
+        }
+        fclose(f);
+        printf("  %s pid %d: Rss %lld kB, Pss %lld kB, Private %lld kB (clean %lld + dirty %lld)\n",
+               ppid == getpid() ? "zygote     " : "warm child ", pid, rss, pss, pc + pd, pc, pd);
+    }
+    (void)cmd;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -171,6 +223,7 @@ int main(int argc, char **argv)
     zo.env = py_env;
     zo.warm = getenv("ZWARM") != NULL ? (unsigned)atoi(getenv("ZWARM")) : 4;
     zo.light = true;
+    zo.prefault_heavy = getenv("ZPREFAULT") != NULL;
     if (zyg_start(b.ctx, &zo, &b.zs, &eb) != KILN_OK) {
         fprintf(stderr, "zyg_start: %s\n", eb.msg);
         return 1;
@@ -181,7 +234,10 @@ int main(int argc, char **argv)
     printf("zygote RSS at rest: light %lld kB, heavy %lld kB; ready children %u + %u\n",
            st.rss_kb[0], st.rss_kb[1], st.ready[0], st.ready[1]);
     b.code = "print(1)\n";
-    if (strcmp(mode, "smoke") == 0) {
+    if (strcmp(mode, "mem") == 0) {
+        sleep(2);
+        memory_report();
+    } else if (strcmp(mode, "smoke") == 0) {
         struct sbx_result res;
         b.zygote = true;
         one(&b, argc > 3 ? argv[3] : b.code, &res);

@@ -244,14 +244,15 @@ enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb)
 void sbx_cg_host_free(struct sbx_cg_host *cg)
 {
     /* rmdir fails with EBUSY while another process's sandboxes still use a shared parent: then it
-     * stays, and the last one out removes it. */
-    if (cg->v1_memory != NULL && cg->made_v1_memory)
+     * stays, and the last one out removes it — whoever made it (a process that is still using it
+     * re-creates it in cg_mkgroup() if it went away under it). */
+    if (cg->v1_memory != NULL)
         rmdir(cg->v1_memory);
-    if (cg->v1_pids != NULL && cg->made_v1_pids)
+    if (cg->v1_pids != NULL)
         rmdir(cg->v1_pids);
-    if (cg->v1_cpuacct != NULL && cg->made_v1_cpuacct)
+    if (cg->v1_cpuacct != NULL)
         rmdir(cg->v1_cpuacct);
-    if (cg->v2 != NULL && cg->made_v2)
+    if (cg->v2 != NULL)
         rmdir(cg->v2);
     if (cg->v1_cpu != NULL && cg->made_v1_cpu)
         rmdir(cg->v1_cpu);

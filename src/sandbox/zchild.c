@@ -39,6 +39,10 @@ int sbx_zchild_isolate(int *stage)
     *stage = SBX_ST_CGROUPNS;
     if (unshare(CLONE_NEWCGROUP | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
         return -errno;
+    /* The zygote's own code (bound for it alone): already loaded, no business of the child's. */
+    *stage = SBX_ST_BIND;
+    if (umount2(SBX_ZYGOTE_EXT_DIR, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+        return -errno;
     *stage = SBX_ST_PROC;
     rc = sbx_mounts_proc();
     if (rc < 0)

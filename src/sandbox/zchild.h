@@ -6,6 +6,9 @@
 #include "sandbox/sbx_int.h"
 #include "sandbox/zproto.h"
 
+/* Where the zygote's extension and zygote.py are bound read-only inside the zygote. */
+#define SBX_ZYGOTE_EXT_DIR "/etc/kiln-zygote"
+
 /* The fds a job brings (-1 when absent). */
 struct sbx_zfds {
     int out, err, tree, in;

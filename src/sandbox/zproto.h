@@ -63,8 +63,8 @@ struct zp_job {
 #define ZP_MSG_MAX (256 * 1024)
 
 /* The zygote's user namespace: inside uid/gid 0 is the zygote (host: its own slot uid), and
- * 1000 + n is host slot n for every other slot. A child switches to 1000 + its workspace's slot,
- * then enters a user namespace of its own in which that uid is 1000, as in a cold sandbox. */
-#define ZP_UID_INNER_BASE 1000u
+ * every other slot uid maps to itself. A child switches to its workspace's slot uid, then enters
+ * a user namespace of its own in which that uid is 1000: its /proc/self/uid_map reads
+ * "1000 <host slot uid> 1", as in a cold sandbox. */
 
 #endif

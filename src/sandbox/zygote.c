@@ -34,8 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sandbox/sbx_int.h"
-#include "sandbox/zproto.h"
+#include "sandbox/zchild.h"
 #include "util/xmalloc.h"
 
 #ifndef KILN_PYEXT_DIR
@@ -48,7 +47,8 @@
 #define OPEN_TREE_CLOEXEC O_CLOEXEC
 #endif
 
-#define ZYG_EXT_INSIDE    "/opt/kiln"
+/* Where the zygote sees its code; its children detach it (they never see it). */
+#define ZYG_EXT_INSIDE    SBX_ZYGOTE_EXT_DIR
 #define ZYG_MAX_MODULES   64
 #define ZYG_READY_MS      120000 /* preloads on a loaded 2-core host: pandas+matplotlib ≈ 1-3 s */
 #define ZYG_FORK_MS       10000  /* a child answering HELLO and READY */
@@ -63,6 +63,8 @@ struct zchild {
     pid_t pid; /* host pid */
     int pidfd, chan;
     struct sbx_cg_run cg;
+    struct sbx_limits cg_lim; /* what its cgroups were created with */
+    struct zchild *next;      /* in the graveyard */
 };
 
 struct zygote {
@@ -83,14 +85,15 @@ struct zygote {
     struct sbx_slot slot;
     struct zchild **ready;
     unsigned nready;
-    pthread_mutex_t ctl_mu; /* one ZP_FORK at a time on ctl */
+    struct zchild *graveyard; /* finished children whose cgroups the manager removes */
+    pthread_mutex_t ctl_mu;   /* one ZP_FORK at a time on ctl */
 };
 
 struct zyg_set {
     struct sbx_ctx *ctx;
     unsigned warm;
     char *ext_dir, *python;
-    char **env;
+    char **env, **env_heavy; /* env_heavy: env plus the prefault switch, or env itself */
     atomic_bool stopping;
     atomic_ullong forked, hits, misses, fallbacks, restarts;
     struct zygote z[ZK__COUNT];
@@ -268,8 +271,8 @@ static enum kiln_err write_map(pid_t pid, const char *file, const char *text, st
     return ok ? KILN_OK : KILN_ERR_IO;
 }
 
-/* 0 → the zygote's slot; 1000 + n → slot n for every other slot (the kernel wants disjoint
- * extents, so the zygote's own slot is cut out of the range). */
+/* 0 → the zygote's slot; every other slot uid to itself (the kernel wants disjoint extents, so
+ * the zygote's own slot is cut out of the range). */
 static void build_map(const struct sbx_ctx *ctx, const struct sbx_slot *zs, char *buf, size_t size)
 {
     size_t o = 0;
@@ -277,9 +280,9 @@ static void build_map(const struct sbx_ctx *ctx, const struct sbx_slot *zs, char
 
     o += (size_t)snprintf(buf + o, size - o, "0 %u 1\n", zs->uid);
     if (z > 0)
-        o += (size_t)snprintf(buf + o, size - o, "%u %u %u\n", ZP_UID_INNER_BASE, ctx->uid_base, z);
+        o += (size_t)snprintf(buf + o, size - o, "%u %u %u\n", ctx->uid_base, ctx->uid_base, z);
     if (z + 1 < ctx->slots)
-        snprintf(buf + o, size - o, "%u %u %u\n", ZP_UID_INNER_BASE + z + 1, ctx->uid_base + z + 1,
+        snprintf(buf + o, size - o, "%u %u %u\n", ctx->uid_base + z + 1, ctx->uid_base + z + 1,
                  ctx->slots - z - 1);
 }
 
@@ -359,7 +362,7 @@ static enum kiln_err zygote_launch(struct zygote *z, struct errbuf *eb)
     zi.ctl = sv[1];
     zi.python = zs->python;
     zi.argv = z->argv;
-    zi.env = zs->env;
+    zi.env = z->kind == ZK_HEAVY ? zs->env_heavy : zs->env;
 
     memset(&args, 0, sizeof args);
     args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
@@ -453,6 +456,36 @@ static void child_discard(struct zchild *c)
     free(c);
 }
 
+/* After a run: kill what is left and hand the child to the manager, which removes its cgroups
+ * (rmdir of a v1 memory group waits for the kernel to finish with the dead tasks): the caller
+ * has its result at once. */
+static void child_bury(struct zygote *z, struct zchild *c)
+{
+    sbx_cg_kill(&c->cg);
+    if (c->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+    pthread_mutex_lock(&z->mu);
+    c->next = z->graveyard;
+    z->graveyard = c;
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+}
+
+static void empty_graveyard(struct zygote *z)
+{
+    struct zchild *c;
+
+    pthread_mutex_lock(&z->mu);
+    c = z->graveyard;
+    z->graveyard = NULL;
+    pthread_mutex_unlock(&z->mu);
+    while (c != NULL) {
+        struct zchild *next = c->next;
+        child_discard(c);
+        c = next;
+    }
+}
+
 /* Fork one child through z and bring it to "isolated, waiting". */
 static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct errbuf *eb)
 {
@@ -468,6 +501,7 @@ static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct er
     c->pidfd = c->chan = -1;
     c->cg.v2_fd = -1;
     sbx_limits_resolve(zs->ctx, &none, &lim);
+    c->cg_lim = lim;
     err = sbx_cg_create(&zs->ctx->cg, atomic_fetch_add(&zs->ctx->run_seq, 1), &lim, &c->cg, eb);
     if (err)
         goto fail;
@@ -573,6 +607,7 @@ static void *manager(void *arg)
         struct errbuf eb = {{0}};
         unsigned n;
 
+        empty_graveyard(z);
         if (!z->alive) {
             if (backoff > 0) {
                 struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000};
@@ -596,7 +631,7 @@ static void *manager(void *arg)
         }
         pthread_mutex_lock(&z->mu);
         n = z->nready;
-        if (n >= zs->warm) {
+        if (n >= zs->warm && z->graveyard == NULL) {
             struct timespec ts;
             z->ready_once = true;
             pthread_cond_broadcast(&z->cv);
@@ -629,6 +664,7 @@ static void *manager(void *arg)
         }
     }
     drop_ready(z);
+    empty_graveyard(z);
     if (z->pidfd >= 0 || z->cg_made)
         zygote_cleanup(z);
     return NULL;
@@ -839,9 +875,10 @@ static void zclassify(const struct zrun *r, const struct sbx_limits *lim, long l
 
 /* Hand job to c and supervise it. KILN_ERR_UNAVAILABLE when the child failed before the
  * program started (the caller falls back to a cold sandbox). Consumes c. */
-static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struct sbx_job *job,
+static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct sbx_job *job,
                                struct sbx_result *res, struct errbuf *eb)
 {
+    struct zyg_set *zs = z->set;
     struct sbx_ctx *ctx = zs->ctx;
     struct sbx_limits lim;
     struct zp_job head;
@@ -858,8 +895,7 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
     sbx_limits_resolve(ctx, &job->limits, &lim);
     memset(&head, 0, sizeof head);
     head.h.kind = ZP_JOB;
-    head.uid = ZP_UID_INNER_BASE +
-               (job->ws != NULL ? job->ws->slot.n : 0); /* no workspace: any slot's uid */
+    head.uid = job->ws != NULL ? job->ws->slot.uid : 0;
     if (job->ws == NULL) {
         /* Without a workspace the child still needs a uid of its own: reuse a free slot. */
         err = KILN_ERR_UNAVAILABLE;
@@ -910,10 +946,12 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "pipe2: %s", strerror(errno));
         goto out;
     }
-    err = sbx_cg_set_limits(&c->cg, &lim, ctx->cg.v1_memsw, eb);
-    if (err) {
-        err = KILN_ERR_UNAVAILABLE;
-        goto out;
+    if (lim.memory_mb != c->cg_lim.memory_mb || lim.pids != c->cg_lim.pids) {
+        err = sbx_cg_set_limits(&c->cg, &lim, ctx->cg.v1_memsw, eb);
+        if (err) {
+            err = KILN_ERR_UNAVAILABLE;
+            goto out;
+        }
     }
     cpu0 = sbx_cg_cpu_ns(&c->cg);
     r.out.fd = out_p[0];
@@ -1053,6 +1091,8 @@ static enum kiln_err child_run(struct zyg_set *zs, struct zchild *c, const struc
     sbx_cg_stats(&c->cg, &peak_kb, &ooms);
     res->memory_peak_kb = peak_kb;
     zclassify(&r, &lim, ooms, res->cpu_ms, res);
+    if (!r.have_status && !r.killed && res->note[0] == '\0')
+        snprintf(res->note, sizeof res->note, "The Python zygote died during the execution");
     zstream_finish(&r.out, &res->out, &res->out_len, &res->out_truncated);
     zstream_finish(&r.err, &res->err, &res->err_len, &res->err_truncated);
 out : {
@@ -1065,7 +1105,7 @@ out : {
     free(r.out.buf);
     free(r.err.buf);
     free(msg);
-    child_discard(c);
+    child_bury(z, c);
     return err;
 }
 
@@ -1119,7 +1159,7 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
                 continue;
             atomic_fetch_add(&zs->misses, 1);
         }
-        err = child_run(zs, c, job, res, &why);
+        err = child_run(z, c, job, res, &why);
         if (err == KILN_OK)
             return KILN_OK;
         sbx_result_clear(res);
@@ -1319,6 +1359,12 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
      * forked half-way would be a hazard; PYTHONPATH-free, the extension comes from its dir. */
     zs->env[nenv++] = xstrdup("OPENBLAS_NUM_THREADS=1");
     zs->env[nenv] = NULL;
+    zs->env_heavy = zs->env;
+    if (opts->prefault_heavy) {
+        zs->env_heavy = xcalloc(nenv + 2, sizeof *zs->env_heavy);
+        memcpy(zs->env_heavy, zs->env, nenv * sizeof *zs->env);
+        zs->env_heavy[nenv] = "KILN_ZYGOTE_PREFAULT=1";
+    }
     zs->have[ZK_LIGHT] = opts->light;
     zs->have[ZK_HEAVY] = opts->preload != NULL && opts->preload[0] != '\0';
     if (!zs->have[ZK_HEAVY])
@@ -1378,12 +1424,15 @@ void zyg_stop(struct zyg_set *zs)
         pthread_mutex_unlock(&z->mu);
         if (z->thread_started)
             pthread_join(z->thread, NULL);
+        empty_graveyard(z);
         free(z->ready);
         free(z->argv_buf);
         pthread_mutex_destroy(&z->mu);
         pthread_mutex_destroy(&z->ctl_mu);
         pthread_cond_destroy(&z->cv);
     }
+    if (zs->env_heavy != zs->env)
+        free(zs->env_heavy);
     for (size_t i = 0; zs->env != NULL && zs->env[i] != NULL; i++)
         free(zs->env[i]);
     free(zs->env);

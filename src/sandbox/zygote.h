@@ -32,6 +32,8 @@ struct zyg_opts {
     const char *ext_dir;    /* holds kiln_sbx*.so and zygote.py; NULL = $KILN_PYEXT_DIR or the
                              * build's; must be searchable by the slot uids (bound read-only) */
     const char *python;     /* NULL = /usr/bin/python3 */
+    bool prefault_heavy;    /* heavy children copy the zygote's heap ahead of demand: faster
+                             * pandas jobs, ~70 MB unshared per warm child (bench/README.md) */
 };
 
 /* Counters for the metrics endpoint (since zyg_start). */
