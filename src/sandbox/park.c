@@ -375,7 +375,10 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
     m->nproc = lim.pids * 2;
     m->cpu_s = (lim.cpu_ms + 999) / 1000;
     m->data_bytes = 0;
-    if (p->cg_made) {
+    /* Rewritten only when the job's differ from those the sandbox was built with (the common
+     * case is the same config defaults: nothing to write). */
+    if (p->cg_made && (lim.memory_mb != p->lim.memory_mb || lim.pids != p->lim.pids ||
+                       lim.cpu_quota != p->lim.cpu_quota)) {
         err = sbx_cg_take_limits(&p->ctx->cg, &p->cg, &lim, eb);
         if (err) {
             err = KILN_ERR_UNAVAILABLE;

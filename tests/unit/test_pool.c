@@ -483,7 +483,8 @@ static void test_pool_leaves_slots_for_cold_runs(void **state)
 
     sbx_pool_wait_full(lang_pools_pool(lp), 60000);
     sbx_pool_stats(lang_pools_pool(lp), 0, &st);
-    assert_int_equal(st.idle, SLOTS - SLOTS / 4 - 1);
+    /* At most the cap (fewer when another process holds some of these host uids). */
+    assert_true(st.idle >= 1 && st.idle <= SLOTS - SLOTS / 4 - 1);
     run_lang(NULL, "bash", "echo cold", NULL, 0, &r, NULL);
     assert_string_equal(r.out, "cold\n");
     sbx_result_clear(&r);
