@@ -166,10 +166,14 @@ enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, co
     plan.out_w = out_p[1];
     plan.err_w = err_p[1];
     plan.stdin_fd = -1;
-    plan.file_size_bytes = p->lim.file_size_mb * 1024 * 1024;
+    /* The interpreter's rlimits until the take: init can only lower them then (raising a hard
+     * limit needs CAP_SYS_RESOURCE of the host), so the ones every job lowers anyway (CPU, file
+     * size) start unlimited — only the trusted bootstrap runs until then. The others are the
+     * defaults; a job asking for more runs its steps instead (pool.c). */
+    plan.file_size_bytes = -1;
     plan.open_files = p->lim.open_files;
     plan.nproc = p->lim.pids * 2;
-    plan.cpu_s = (p->lim.cpu_ms + 999) / 1000;
+    plan.cpu_s = 0;
 
     memset(&args, 0, sizeof args);
     args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |

@@ -396,14 +396,19 @@ static bool vec_eq(const char *const *a, const char *const *b)
 
 /* The job's arguments for the pre-started interpreter (past run_prefix), or NULL when the job
  * does not fit it. */
-static const char *const *interp_args(const struct pool_kind *pk, const struct sbx_job *job,
-                                      size_t *nargs)
+static const char *const *interp_args(const struct pool_kind *pk, const struct sbx_parked *p,
+                                      const struct sbx_job *job, size_t *nargs)
 {
     const char *const *argv;
+    struct sbx_limits lim;
     size_t n = 0, k = 0;
 
     if (pk == NULL || pk->k.interp_argv == NULL || pk->k.run_prefix == NULL || job->nsteps != 1 ||
         job->stdin_data != NULL || !vec_eq(job->env, pk->k.env))
+        return NULL;
+    /* The interpreter's rlimits can only be lowered at take (park.c). */
+    sbx_limits_resolve(p->ctx, &job->limits, &lim);
+    if (lim.open_files > p->lim.open_files || lim.pids > p->lim.pids)
         return NULL;
     argv = job->steps[0].argv;
     for (; pk->k.run_prefix[k] != NULL; k++)
@@ -447,7 +452,7 @@ static enum kiln_err lease_run(struct sbx_lease *lease, const struct sbx_job *jo
     if (lease->parked != NULL && !lease->used) {
         struct sbx_parked *p = lease->parked;
         size_t nargs = 0;
-        const char *const *args = interp_args(pk, job, &nargs);
+        const char *const *args = interp_args(pk, p, job, &nargs);
 
         lease->parked = NULL;
         lease->used = true;

@@ -87,9 +87,11 @@ static struct lang_pools *pools_new(const struct lang_pool_size *sizes, size_t n
     return lp;
 }
 
-/* Run code as lang through pool (NULL = a cold sbx_run); *warm says whether it was served warm. */
-static void run_lang(struct sbx_pool *pool, const char *code_lang, const char *code,
-                     const char *const *args, size_t nargs, struct sbx_result *res, bool *warm)
+/* Run code as lang through pool (NULL = a cold sbx_run) with a wall clock of wall_ms; *warm
+ * says whether it was served warm. */
+static void run_lang_wall(struct sbx_pool *pool, const char *code_lang, const char *code,
+                          const char *const *args, size_t nargs, long long wall_ms,
+                          struct sbx_result *res, bool *warm)
 {
     const struct lang *l = lang_find(code_lang);
     struct sbx_limits lim = {0};
@@ -100,7 +102,7 @@ static void run_lang(struct sbx_pool *pool, const char *code_lang, const char *c
     enum kiln_err err;
 
     assert_non_null(l);
-    lim.wall_ms = 20000;
+    lim.wall_ms = wall_ms;
     if (pool != NULL) {
         assert_int_equal(sbx_pool_lease(pool, l->code, 0, &lease, &eb), KILN_OK);
         ws = sbx_lease_workspace(lease);
@@ -120,6 +122,12 @@ static void run_lang(struct sbx_pool *pool, const char *code_lang, const char *c
         sbx_lease_free(lease);
     else
         sbx_workspace_free(ws);
+}
+
+static void run_lang(struct sbx_pool *pool, const char *code_lang, const char *code,
+                     const char *const *args, size_t nargs, struct sbx_result *res, bool *warm)
+{
+    run_lang_wall(pool, code_lang, code, args, nargs, 20000, res, warm);
 }
 
 static void assert_same(const struct sbx_result *a, const struct sbx_result *b)
@@ -180,6 +188,38 @@ static void test_pool_interpreters_match_cold_runs(void **state)
                  "echo \"$0\" \"$#\" \"$@\" \"$PWD\"; ls /proc/self/fd; echo err >&2; exit 6\n",
                  args2, 3);
     check_parity(pool, "bash", "cat; echo read-ok\n", NULL, 0);
+    /* The execution's rlimits reach the pre-started interpreter exactly as a cold program's. */
+    check_parity(pool, "bash",
+                 "grep -E 'cpu time|file size|open files|processes' /proc/self/limits\n", NULL, 0);
+    assert_true(sbx_pool_wait_full(pool, 30000));
+    check_parity(pool, "js",
+                 "console.log(require('fs').readFileSync('/proc/self/limits', 'utf8').split('\\n')"
+                 ".filter(l => /cpu time|file size|open files|processes/.test(l)).join('\\n'))\n",
+                 NULL, 0);
+    lang_pools_free(lp);
+}
+
+/* Limits above the context defaults the sandbox was parked with (CPU time from a 90 s wall
+ * clock) reach the interpreter too, as for a cold program. */
+static void test_pool_interpreter_takes_higher_limits(void **state)
+{
+    static const struct lang_pool_size sizes[] = {{"js", 1}};
+    static const char *code =
+        "console.log(require('fs').readFileSync('/proc/self/limits', 'utf8').split('\\n')"
+        ".filter(l => /cpu time|file size/.test(l)).join('\\n'))\n";
+    struct lang_pools *lp = pools_new(sizes, 1);
+    struct sbx_result w = {0}, c = {0};
+    bool warm = false;
+    (void)state;
+
+    assert_true(sbx_pool_wait_full(lang_pools_pool(lp), 30000));
+    run_lang_wall(lang_pools_pool(lp), "js", code, NULL, 0, 90000, &w, &warm);
+    assert_true(warm);
+    run_lang_wall(NULL, "js", code, NULL, 0, 90000, &c, NULL);
+    assert_same(&w, &c);
+    assert_non_null(strstr(w.out, "91"));
+    sbx_result_clear(&w);
+    sbx_result_clear(&c);
     lang_pools_free(lp);
 }
 
@@ -549,6 +589,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_interpreters_match_cold_runs),
         cmocka_unit_test(test_pool_interpreter_is_confined),
+        cmocka_unit_test(test_pool_interpreter_takes_higher_limits),
         cmocka_unit_test(test_pool_parked_sandbox_holds_no_user_data),
         cmocka_unit_test(test_pool_one_sandbox_one_execution),
         cmocka_unit_test(test_pool_miss_falls_back_and_refills),
