@@ -17,6 +17,10 @@
  * machine a refill racing the execution it was triggered by costs that execution more than the
  * build it hides (measured: bash `echo 1` 16 ms warm alone, 32 ms with the refill beside it). */
 #define POOL_DEFER_MS 250
+/* A kind whose sandboxes keep failing (the build fails, or its interpreter dies while parked)
+ * pauses this long after POOL_FAIL_STREAK failures in a row, instead of rebuilding every round. */
+#define POOL_FAIL_STREAK   3
+#define POOL_FAIL_PAUSE_MS 30000LL
 
 struct pool_kind {
     struct sbx_pool_kind k;
@@ -25,6 +29,8 @@ struct pool_kind {
     struct sbx_parked **idle;  /* oldest first; capacity k.size */
     unsigned nidle, building;
     bool demanded; /* leased at least once (fills without warm-up start then) */
+    unsigned fail_streak;
+    long long paused_until_ms;
     unsigned long long hits, misses, created, failed, recycled;
     long long create_ms_total;
 };
@@ -65,6 +71,7 @@ static struct pool_kind *find_kind(struct sbx_pool *pool, const char *key)
 static bool kind_wants(const struct sbx_pool *pool, const struct pool_kind *pk)
 {
     return pk->k.size > 0 && (pool->warmup || pk->demanded) &&
+           (pk->paused_until_ms == 0 || sbx_now_ms() >= pk->paused_until_ms) &&
            pk->nidle + pk->building < pk->k.size && pool->total < pool->max_total;
 }
 
@@ -82,6 +89,14 @@ static bool pool_full(const struct sbx_pool *pool)
     return true;
 }
 
+static void kind_failed(struct pool_kind *pk)
+{
+    if (++pk->fail_streak >= POOL_FAIL_STREAK) {
+        pk->paused_until_ms = sbx_now_ms() + POOL_FAIL_PAUSE_MS;
+        pk->fail_streak = 0;
+    }
+}
+
 /* Drop the idle sandboxes that died or grew old. Called locked; frees unlocked. */
 static void pool_check(struct sbx_pool *pool)
 {
@@ -91,10 +106,13 @@ static void pool_check(struct sbx_pool *pool)
         struct pool_kind *pk = &pool->kinds[i];
         for (unsigned j = 0; j < pk->nidle;) {
             struct sbx_parked *p = pk->idle[j];
-            if (sbx_park_alive(p) && now - p->created_ms < pool->max_idle_ms) {
+            bool alive = sbx_park_alive(p);
+            if (alive && now - p->created_ms < pool->max_idle_ms) {
                 j++;
                 continue;
             }
+            if (!alive)
+                kind_failed(pk);
             memmove(&pk->idle[j], &pk->idle[j + 1], (pk->nidle - j - 1) * sizeof *pk->idle);
             pk->nidle--;
             pool->total--;
@@ -151,6 +169,7 @@ static bool pool_fill(struct sbx_pool *pool)
             if (err) {
                 pool->total--;
                 pk->failed++;
+                kind_failed(pk);
                 break; /* a host problem or no slot: try again next round */
             }
             pk->created++;
@@ -461,6 +480,7 @@ static enum kiln_err lease_run(struct sbx_lease *lease, const struct sbx_job *jo
             if (!err) {
                 pthread_mutex_lock(&pool->mu);
                 pk->hits++;
+                pk->fail_streak = 0;
                 pthread_mutex_unlock(&pool->mu);
                 lease->warm = true;
             }

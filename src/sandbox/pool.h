@@ -8,7 +8,7 @@
  *
  * Use, per execution (same steps warm or cold; a miss is a cold sandbox, never an error):
  *
- *     sbx_pool_lease(pool, "js", data_mb, &lease, eb);     // pool may be NULL: always cold
+ *     sbx_pool_lease(pool, "js", data_mb, &lease, eb);     // unknown kind or empty pool: cold
  *     ws = sbx_lease_workspace(lease);                     // put the inputs and the code here
  *     job.ws = ws; sbx_lease_run(lease, &job, &res, eb);   // run (warm when possible)
  *     sbx_workspace_walk(ws, ...);                         // collect outputs
@@ -90,9 +90,9 @@ void sbx_pool_stats(struct sbx_pool *pool, size_t i, struct sbx_pool_stats *out)
 /* One execution's sandbox: taken from the pool, or cold. */
 struct sbx_lease;
 
-/* A lease for kind key (NULL pool or unknown key: cold) with a fresh workspace of data_mb MiB
- * (0 = the default). Fails only when the cold path would (every slot busy, host problem). Caller
- * frees with sbx_lease_free(). */
+/* A lease for kind key (unknown key, empty or disabled pool: cold) with a fresh workspace of
+ * data_mb MiB (0 = the default). Fails only when the cold path would (every slot busy, host
+ * problem). Caller frees with sbx_lease_free(). */
 enum kiln_err sbx_pool_lease(struct sbx_pool *pool, const char *key, long long data_mb,
                              struct sbx_lease **out, struct errbuf *eb);
 

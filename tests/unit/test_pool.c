@@ -440,6 +440,48 @@ static void test_pool_warm_timeout(void **state)
     lang_pools_free(lp);
 }
 
+/* A kind whose interpreter dies while parked is recycled, pauses after a few failures instead
+ * of rebuilding every round, and its leases still run (cold). */
+static void test_pool_broken_interpreter_pauses_and_falls_back(void **state)
+{
+    static const char *const argv[] = {"/bin/false", NULL};
+    static const char *const prefix[] = {"/bin/sh", NULL};
+    static const char *const env[] = {"PATH=/usr/bin:/bin", NULL};
+    static const char *const sh[] = {"/bin/sh", "-c", "echo cold", NULL};
+    struct sbx_pool_kind kind = {"x", 1, argv, env, prefix, NULL, NULL};
+    struct sbx_pool_opts o = {0};
+    struct sbx_pool *pool = NULL;
+    struct sbx_pool_stats st;
+    struct sbx_lease *lease = NULL;
+    struct sbx_step step = {sh, false, false};
+    struct sbx_job job = {0};
+    struct sbx_result r = {0};
+    struct errbuf eb = {{0}};
+    (void)state;
+
+    o.kinds = &kind;
+    o.nkinds = 1;
+    o.warmup = true;
+    o.batch = 1;
+    o.replenish_ms = 50;
+    assert_int_equal(sbx_pool_new(ctx, &o, &pool, &eb), KILN_OK);
+    sleep(3);
+    sbx_pool_stats(pool, 0, &st);
+    assert_true(st.recycled >= 3);
+    assert_true(st.created <= 5); /* paused after 3, not one per 50 ms round */
+    assert_int_equal(sbx_pool_lease(pool, "x", 0, &lease, &eb), KILN_OK);
+    job.steps = &step;
+    job.nsteps = 1;
+    job.env = env;
+    job.ws = sbx_lease_workspace(lease);
+    job.cancel_fd = -1;
+    assert_int_equal(sbx_lease_run(lease, &job, &r, &eb), KILN_OK);
+    assert_string_equal(r.out, "cold\n");
+    sbx_result_clear(&r);
+    sbx_lease_free(lease);
+    sbx_pool_free(pool);
+}
+
 /* Host processes running as one of our slot uids. */
 static int count_slot_processes(void)
 {
@@ -594,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_pool_one_sandbox_one_execution),
         cmocka_unit_test(test_pool_miss_falls_back_and_refills),
         cmocka_unit_test(test_pool_warm_timeout),
+        cmocka_unit_test(test_pool_broken_interpreter_pauses_and_falls_back),
         cmocka_unit_test(test_pool_leaves_slots_for_cold_runs),
         cmocka_unit_test(test_cpu_quota_is_applied),
         cmocka_unit_test(test_recover_removes_leftovers_of_dead_pids),
