@@ -80,6 +80,8 @@ def _run(job):
         main.__builtins__ = __builtins__
         main.__cached__ = None
         sys.modules["__main__"] = main
+        # Issue 6 (Python state) hooks in here: restore the session's globals into
+        # main.__dict__ before the exec, capture them after it (inside the sandbox, seccomp on).
         compiled = compile(source, path, "exec", dont_inherit=True)
         del source
         exec(compiled, main.__dict__)
