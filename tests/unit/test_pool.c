@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -306,6 +309,74 @@ static void test_pool_parked_sandbox_holds_no_user_data(void **state)
     sbx_result_clear(&res);
     sbx_workspace_free(ws);
     sbx_slot_release(&slot);
+}
+
+/* Init refuses a workspace fd that is not the inode the take names (st_dev/st_ino), before
+ * mounting anything: the sandbox reports a setup failure and runs nothing. */
+static void test_pool_take_checks_the_workspace_inode(void **state)
+{
+    struct sbx_parked *p = NULL;
+    struct sbx_workspace *ws = NULL;
+    struct sbx_take_msg *m = calloc(1, sizeof *m);
+    struct errbuf eb = {{0}};
+    struct stat st;
+    struct sbx_rec rec = {0};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov;
+    struct msghdr msg = {0};
+    struct cmsghdr *c;
+    struct pollfd pfd;
+    int treefd;
+    (void)state;
+
+    assert_non_null(m);
+    assert_int_equal(sbx_park_new(ctx, NULL, NULL, NULL, &p, &eb), KILN_OK);
+    assert_int_equal(sbx_workspace_new_on(ctx, 0, &p->slot, &ws, &eb), KILN_OK);
+    treefd = (int)syscall(SYS_open_tree, ws->dirfd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH);
+    assert_true(treefd >= 0);
+    assert_int_equal(fstat(ws->dirfd, &st), 0);
+    m->magic = SBX_TAKE_MAGIC;
+    m->mode = SBX_TAKE_STEPS;
+    m->ws_dev = (uint64_t)st.st_dev;
+    m->ws_ino = (uint64_t)st.st_ino + 1; /* not this inode */
+    m->nsteps = 1;
+    m->step_argc[0] = 1;
+    memcpy(m->blob, "/bin/true", 10);
+    m->blob_len = 10;
+    m->file_size_bytes = 1 << 20;
+    m->open_files = 64;
+    m->nproc = 64;
+    iov.iov_base = m;
+    iov.iov_len = offsetof(struct sbx_take_msg, blob) + m->blob_len;
+    memset(&cbuf, 0, sizeof cbuf);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.buf;
+    msg.msg_controllen = sizeof cbuf.buf;
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &treefd, sizeof(int));
+    assert_int_equal(sendmsg(p->ctl, &msg, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+    close(treefd);
+    pfd.fd = p->rep_r;
+    pfd.events = POLLIN;
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    assert_int_equal(read(p->rep_r, &rec, sizeof rec), (ssize_t)sizeof rec);
+    assert_int_equal(rec.kind, SBX_REC_SETUP_FAIL);
+    assert_int_equal(rec.stage, SBX_ST_TAKE);
+    assert_int_equal(rec.err, EXDEV);
+    /* and nothing ran: no step record follows before init's end */
+    pfd.fd = p->pidfd;
+    assert_int_equal(poll(&pfd, 1, 10000), 1);
+    assert_true(read(p->rep_r, &rec, sizeof rec) <= 0);
+    sbx_park_free(p);
+    sbx_workspace_free(ws);
+    free(m);
 }
 
 /* Each parked sandbox serves one execution: a second run of the same lease is cold, and what
@@ -633,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_pool_interpreter_is_confined),
         cmocka_unit_test(test_pool_interpreter_takes_higher_limits),
         cmocka_unit_test(test_pool_parked_sandbox_holds_no_user_data),
+        cmocka_unit_test(test_pool_take_checks_the_workspace_inode),
         cmocka_unit_test(test_pool_one_sandbox_one_execution),
         cmocka_unit_test(test_pool_miss_falls_back_and_refills),
         cmocka_unit_test(test_pool_warm_timeout),
