@@ -17,10 +17,12 @@
 /* node: a -r preload runs after argv[1] is resolved and before the main module is read, so the
  * main module is loaded by node's own run_main (stack traces, require.main, process.argv
  * identical to `node code.js`). It removes itself, drops -r from execArgv (child_process.fork
- * must not inherit it) and from the module cache. */
+ * must not inherit it) and from the module cache, and puts /dev/null on fd 0 as a cold run has
+ * (the lowest free fd after closing 0 is 0). */
 #define WARM_NODE_BOOT                                                                             \
     "'use strict';{const fs=require('fs');try{fs.unlinkSync(__filename)}catch(e){}"                \
     "delete require.cache[__filename];const s=fs.readFileSync(0).toString('utf8');"                \
+    "fs.closeSync(0);fs.openSync('/dev/null','r');"                                                \
     "process.chdir('/mnt/data');process.argv.push(...(s.length?s.slice(0,-1).split('\\0'):[]));"   \
     "process.execArgv.length=0;}\n"
 

@@ -172,7 +172,8 @@ static void test_pool_interpreters_match_cold_runs(void **state)
     assert_true(sbx_pool_wait_full(pool, 30000));
     check_parity(pool, "js",
                  "console.log(process.argv.slice(1), process.cwd(), require.main === module,"
-                 " process.execArgv, __filename);\nconsole.error('to stderr');\n"
+                 " process.execArgv, __filename, require('fs').fstatSync(0).isCharacterDevice());\n"
+                 "console.error('to stderr');\n"
                  "require('fs').writeFileSync('out.txt', 'x');\nprocess.exitCode = 3;\n",
                  args2, 3);
     assert_true(sbx_pool_wait_full(pool, 30000));
