@@ -503,16 +503,17 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         struct zyg_opts zo = {
             .preload = light ? "" : preload, .env = lj->job.env, .warm = 1, .light = light};
         struct zyg_stats st;
-        if (zyg_start(ctx, &zo, &zs, &eb) || !zyg_wait_ready(zs, 120000)) {
+        if (zyg_start(ctx, &zo, &zs, &eb) || !zyg_wait_ready(zs, 120000))
+            /* no zygote (unprivileged, not built): zyg_run() below runs it cold */
             fprintf(stderr, "kiln run: zygote: %s\n", eb.msg[0] ? eb.msg : "not ready");
-            goto out;
-        }
-        if (zyg_run(zs, &lj->job, code, code_len, &res, &eb)) {
+        if (zs == NULL ? sbx_run(ctx, &lj->job, &res, &eb)
+                       : zyg_run(zs, &lj->job, code, code_len, &res, &eb)) {
             fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
             goto out;
         }
-        zyg_get_stats(zs, &st);
-        if (st.fallbacks > 0)
+        if (zs != NULL)
+            zyg_get_stats(zs, &st);
+        if (zs == NULL || st.fallbacks > 0)
             fprintf(stderr, "kiln run: zygote: fell back to a cold sandbox\n");
     } else if (lease != NULL ? sbx_lease_run(lease, &lj->job, &res, &eb)
                              : sbx_run(ctx, &lj->job, &res, &eb)) {

@@ -60,7 +60,8 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
  * passed). True when all are ready. For start-up warm-up and tests. */
 bool zyg_wait_ready(struct zyg_set *zs, long long timeout_ms);
 
-/* Kill the zygotes and their children, remove their cgroups. NULL is a no-op. */
+/* Kill the zygotes and their children, remove their cgroups. NULL is a no-op. Only once every
+ * zyg_run() on the set has returned. */
 void zyg_stop(struct zyg_set *zs);
 
 /* Run job like sbx_run() does, in a child of a zygote when the job is `python3 FILE [ARGS]`
