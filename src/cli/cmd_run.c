@@ -16,7 +16,9 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "lang/lang.h"
+#include "lang/warm.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
 /* Exit statuses of `kiln run` besides the program's own (0-255, 128+signal), borrowed from
@@ -32,6 +34,7 @@
 #define RUN_SLOTS         64u                  /* concurrent sandboxes of this process */
 #define RUN_DIR_ROOT      "/run/kiln"          /* slot roots and workspaces when root */
 #define RUN_TIMEOUT_MAX_S 86400.0
+#define RUN_WARM_WAIT_MS  30000 /* --warm: how long the pool may take to get ready */
 
 struct run_opts {
     const char *lang;
@@ -44,6 +47,8 @@ struct run_opts {
     long long timeout_ms; /* 0 = MAX_EXECUTION_TIME */
     long long memory_mb;  /* 0 = MAX_MEMORY_MB */
     bool json;
+    bool warm;   /* --warm or KILN_RUN_WARM=1: through a warm pool of one (issue 5) */
+    bool zygote; /* --zygote or KILN_RUN_ZYGOTE=1: Python through a zygote child (issue 5) */
 };
 
 static void run_usage(FILE *f)
@@ -63,7 +68,12 @@ static void run_usage(FILE *f)
             "                           compiled languages get their multiplier on top)\n"
             "  -M, --memory MB          memory limit in MiB, swap included (default "
             "MAX_MEMORY_MB)\n"
-            "  -j, --json               print the whole result as one JSON object\n\n"
+            "  -j, --json               print the whole result as one JSON object\n"
+            "  -w, --warm               take the sandbox from a warm pool of one (a parked\n"
+            "                           sandbox, with the pre-started interpreter for js, php,\n"
+            "                           r and bash), as the API does; also KILN_RUN_WARM=1\n"
+            "  -z, --zygote             py only: run in a child forked from a Python zygote\n"
+            "                           (also KILN_RUN_ZYGOTE=1), as the server's warm path\n\n"
             "exit status: the program's exit code; 128+N when it died of signal N; %d when a\n"
             "time limit ended it; %d for a usage error; %d when kiln could not run the sandbox\n"
             "(or the configuration is invalid).\n",
@@ -100,7 +110,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
         {"lang", required_argument, NULL, 'l'},    {"file", required_argument, NULL, 'f'},
         {"mount", required_argument, NULL, 'm'},   {"arg", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'}, {"memory", required_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},          {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},          {"warm", no_argument, NULL, 'w'},
+        {"zygote", no_argument, NULL, 'z'},        {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -109,7 +120,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
     o->args = xcalloc((size_t)argc, sizeof *o->args);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:j", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:jwz", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             o->lang = optarg;
@@ -137,8 +148,14 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
                 return CLI_EXIT_USAGE;
             }
             break;
+        case 'z':
+            o->zygote = true;
+            break;
         case 'j':
             o->json = true;
+            break;
+        case 'w':
+            o->warm = true;
             break;
         case ':':
             fprintf(stderr, "kiln run: option '%s' needs a value\n", argv[optind - 1]);
@@ -338,7 +355,8 @@ static char *run_stderr_text(const struct sbx_result *res, size_t *len)
     return s;
 }
 
-static int run_print_json(struct sbx_workspace *ws, const struct sbx_result *res)
+/* warm: -1 when --warm was not asked for; else whether the run took a parked sandbox. */
+static int run_print_json(struct sbx_workspace *ws, const struct sbx_result *res, int warm)
 {
     struct errbuf eb = {{0}};
     json_t *files = json_array();
@@ -359,6 +377,8 @@ static int run_print_json(struct sbx_workspace *ws, const struct sbx_result *res
                           "cpu_time_ms", (json_int_t)res->cpu_ms, "memory_peak_kb",
                           (json_int_t)res->memory_peak_kb, "files", files);
     free(errs);
+    if (o != NULL && warm >= 0)
+        json_object_set_new(o, "warm", json_boolean(warm));
     if (o == NULL) {
         fprintf(stderr, "kiln run: cannot build the JSON result\n");
         return RUN_EXIT_SANDBOX;
@@ -396,8 +416,10 @@ static int run_exit_status(const struct sbx_result *res)
     return RUN_EXIT_SANDBOX;
 }
 
-/* Load config and turn it and the options into the execution's limits. */
-static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim, struct errbuf *eb)
+/* Load config and turn it and the options into the execution's limits (and PY_PRELOAD, when
+ * preload is not NULL: the caller frees it). */
+static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim, char **preload,
+                                struct errbuf *eb)
 {
     struct kiln_config *cfg = NULL;
     enum kiln_err rc = config_load(&cfg, ".env", NULL, NULL, eb);
@@ -408,8 +430,27 @@ static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim
     lim->memory_mb = o->memory_mb > 0 ? o->memory_mb : cfg->max_memory_mb;
     lim->pids = cfg->max_pids;
     lim->open_files = cfg->max_open_files;
+    lim->cpu_quota = cfg->max_cpu_quota;
+    if (preload != NULL)
+        *preload = xstrdup(cfg->py_preload != NULL ? cfg->py_preload : "");
     config_free(cfg);
     return KILN_OK;
+}
+
+/* --warm: a pool of one sandbox for the language, filled, then leased (the parked one when it
+ * got ready in time, a cold one otherwise, exactly as the API's pool path). */
+static enum kiln_err run_warm_lease(struct sbx_ctx *ctx, const struct lang *l,
+                                    struct lang_pools **pools, struct sbx_lease **lease,
+                                    struct errbuf *eb)
+{
+    struct lang_pool_size size = {l->code, 1};
+    struct sbx_pool_opts po = {.warmup = true, .batch = 1};
+    enum kiln_err rc = lang_pools_new_sizes(ctx, &size, 1, &po, pools, eb);
+
+    if (rc)
+        return rc;
+    sbx_pool_wait_full(lang_pools_pool(*pools), RUN_WARM_WAIT_MS);
+    return sbx_pool_lease(lang_pools_pool(*pools), l->code, 0, lease, eb);
 }
 
 static int run_execute(const struct run_opts *o, const struct lang *l, const char *code,
@@ -418,13 +459,16 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
     struct errbuf eb = {{0}};
     struct sbx_ctx *ctx = NULL;
     struct sbx_workspace *ws = NULL;
+    struct lang_pools *pools = NULL;
+    struct sbx_lease *lease = NULL;
     struct lang_job *lj = NULL;
     struct sbx_result res = {0};
     struct sbx_limits lim;
     int status = RUN_EXIT_SANDBOX;
-    char *run_dir = NULL;
+    char *run_dir = NULL, *preload = NULL;
+    struct zyg_set *zs = NULL;
 
-    if (run_limits(o, &lim, &eb)) {
+    if (run_limits(o, &lim, &preload, &eb)) {
         fprintf(stderr, "kiln run: configuration: %s\n", eb.msg);
         return RUN_EXIT_SANDBOX;
     }
@@ -432,10 +476,14 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
     run_dir = geteuid() == 0 ? xstrdup(RUN_DIR_ROOT) : xasprintf("/tmp/kiln-%u", geteuid());
     struct sbx_ctx_opts copts = {
         .run_dir = run_dir, .uid_base = RUN_UID_BASE, .slots = RUN_SLOTS, .defaults = lim};
-    if (sbx_ctx_new(&ctx, &copts, &eb) || sbx_workspace_new(ctx, 0, &ws, &eb)) {
+    if (sbx_ctx_new(&ctx, &copts, &eb) ||
+        (o->warm && run_warm_lease(ctx, l, &pools, &lease, &eb)) ||
+        (!o->warm && sbx_workspace_new(ctx, 0, &ws, &eb))) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
     }
+    if (lease != NULL)
+        ws = sbx_lease_workspace(lease);
     for (size_t i = 0; i < o->nmounts; i++) {
         if (run_mount(ws, o->mounts[i], &eb)) {
             fprintf(stderr, "kiln run: %s\n", eb.msg);
@@ -448,12 +496,32 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         fprintf(stderr, "kiln run: %s\n", eb.msg);
         goto out;
     }
-    if (sbx_run(ctx, &lj->job, &res, &eb)) {
+    if (o->zygote && l->warm == LANG_WARM_ZYGOTE) {
+        /* One zygote, the one the server would pick for this code, with one child forked ahead
+         * (the warm path exactly); its preloads cost this one command some time. */
+        bool light = zyg_code_is_light(code, code_len);
+        struct zyg_opts zo = {
+            .preload = light ? "" : preload, .env = lj->job.env, .warm = 1, .light = light};
+        struct zyg_stats st;
+        if (zyg_start(ctx, &zo, &zs, &eb) || !zyg_wait_ready(zs, 120000))
+            /* no zygote (unprivileged, not built): zyg_run() below runs it cold */
+            fprintf(stderr, "kiln run: zygote: %s\n", eb.msg[0] ? eb.msg : "not ready");
+        if (zs == NULL ? sbx_run(ctx, &lj->job, &res, &eb)
+                       : zyg_run(zs, &lj->job, code, code_len, &res, &eb)) {
+            fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
+            goto out;
+        }
+        if (zs != NULL)
+            zyg_get_stats(zs, &st);
+        if (zs == NULL || st.fallbacks > 0)
+            fprintf(stderr, "kiln run: zygote: fell back to a cold sandbox\n");
+    } else if (lease != NULL ? sbx_lease_run(lease, &lj->job, &res, &eb)
+                             : sbx_run(ctx, &lj->job, &res, &eb)) {
         fprintf(stderr, "kiln run: sandbox: %s\n", eb.msg);
         goto out;
     }
     if (o->json) {
-        status = run_print_json(ws, &res);
+        status = run_print_json(ws, &res, lease != NULL ? sbx_lease_warm(lease) : -1);
         if (status == 0)
             status = run_exit_status(&res);
     } else {
@@ -461,9 +529,15 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         status = run_exit_status(&res);
     }
 out:
+    zyg_stop(zs);
+    free(preload);
     sbx_result_clear(&res);
     lang_job_free(lj);
-    sbx_workspace_free(ws);
+    if (lease != NULL)
+        sbx_lease_free(lease);
+    else
+        sbx_workspace_free(ws);
+    lang_pools_free(pools);
     sbx_ctx_free(ctx);
     free(run_dir);
     return status;
@@ -484,6 +558,14 @@ int cmd_run(int argc, char **argv)
     status = run_parse(argc, argv, &o);
     if (status != 0)
         goto out;
+    const char *warm_env = getenv("KILN_RUN_WARM");
+    if (warm_env != NULL && strcmp(warm_env, "1") == 0)
+        o.warm = true;
+    {
+        const char *z = getenv("KILN_RUN_ZYGOTE");
+        if (z != NULL && (strcmp(z, "1") == 0 || strcmp(z, "true") == 0))
+            o.zygote = true;
+    }
     const struct lang *l = lang_find(o.lang);
     if (l == NULL) {
         fprintf(stderr, "kiln run: unsupported language '%s'\n", o.lang);

@@ -1,15 +1,19 @@
 #include "core/services.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/exec_service.h"
 #include "core/sessions.h"
 #include "core/state.h"
+#include "lang/lang.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
 long long services_now_ms(const struct kiln_services *svc)
@@ -35,6 +39,38 @@ static enum kiln_err services_open_store(const struct kiln_config *cfg, struct s
     rc = store_sqlite_open(path, out, eb);
     free(path);
     return rc;
+}
+
+/* The Python zygotes (issue 5): with the pools on, as root; they start in the background and
+ * every execution falls back to a cold sandbox until they are ready, so a failure here is only
+ * logged. Their environment is the py row's, as a cold run's. */
+static void services_start_zygotes(struct kiln_services *svc)
+{
+    const struct kiln_config *cfg = svc->cfg;
+    const struct lang *py = lang_find("py");
+    const char *const *base = lang_base_env();
+    const char *env[64];
+    struct zyg_opts zo = {0};
+    struct errbuf eb = {{0}};
+    size_t n = 0;
+
+    if (!cfg->pod_pool_enabled || cfg->pod_pool_py <= 0 || geteuid() != 0 || py == NULL ||
+        py->warm != LANG_WARM_ZYGOTE)
+        return;
+    for (size_t i = 0; base[i] != NULL && n < 48; i++)
+        env[n++] = base[i];
+    for (size_t i = 0; py->env != NULL && py->env[i] != NULL && n < 63; i++)
+        env[n++] = py->env[i];
+    env[n] = NULL;
+    zo.preload = cfg->py_preload;
+    zo.env = env;
+    zo.warm = (unsigned)cfg->pod_pool_py;
+    zo.light = true;
+    if (zyg_start(svc->sbx, &zo, &svc->zyg, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln: Python zygote not started (executions run cold): %s\n", eb.msg);
+        return;
+    }
+    exec_local_set_zygote(svc->exec, svc->zyg);
 }
 
 static enum kiln_err services_open_exec(struct kiln_services *svc, struct errbuf *eb)
@@ -64,7 +100,10 @@ static enum kiln_err services_open_exec(struct kiln_services *svc, struct errbuf
     rc = sbx_ctx_new(&svc->sbx, &opts, eb);
     if (rc)
         return rc;
-    return exec_local_new(svc->sbx, svc->blob, &svc->exec, eb);
+    rc = exec_local_new(svc->sbx, svc->blob, &svc->exec, eb);
+    if (rc == KILN_OK)
+        services_start_zygotes(svc);
+    return rc;
 }
 
 enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services **out,
@@ -125,6 +164,7 @@ void services_close(struct kiln_services *svc)
     exec_gate_free(svc->gate);
     if (svc->exec != NULL)
         svc->exec->ops->close(svc->exec);
+    zyg_stop(svc->zyg);
     sbx_ctx_free(svc->sbx);
     if (svc->blob != NULL)
         svc->blob->ops->close(svc->blob);

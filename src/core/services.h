@@ -30,6 +30,7 @@ struct kiln_services {
     struct exec *exec;
     struct exec_gate *gate;           /* MAX_CONCURRENT_EXECUTIONS + MAX_QUEUED_EXECUTIONS */
     struct sbx_ctx *sbx;              /* the local backend's sandbox context, or NULL */
+    struct zyg_set *zyg;              /* the Python zygotes (POD_POOL_ENABLED, root), or NULL */
     struct sessions_sweeper *sweeper; /* the background TTL sweeper, or NULL */
     struct state_ctx *state;          /* Python state: write lock + archiver (core/state.h) */
     services_clock_fn clock;          /* NULL = the real clock */

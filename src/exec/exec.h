@@ -120,4 +120,11 @@ long exec_local_reap_orphans(const char *run_dir);
 enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec **out,
                              struct errbuf *eb);
 
+struct zyg_set;
+
+/* Python executions of the local backend ex then run in zygote children (sandbox/zygote.h;
+ * zyg_run() falls back to a cold sandbox by itself). zs is borrowed: it must outlive ex's runs;
+ * NULL turns it off. Call before the first run. */
+void exec_local_set_zygote(struct exec *ex, struct zyg_set *zs);
+
 #endif

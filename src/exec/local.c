@@ -18,6 +18,7 @@
 #include "exec/exec.h"
 #include "lang/lang.h"
 #include "lang/py_runner.h"
+#include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
 /* How deep and how many entries the output walk visits at most. */
@@ -40,6 +41,7 @@ struct local_exec {
     struct exec base;
     struct sbx_ctx *sbx;
     struct blob *blob;
+    struct zyg_set *zyg; /* Python zygotes, or NULL: every run cold */
 };
 
 /* A file found by the first walk. */
@@ -413,11 +415,16 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         goto out;
     lj->job.cancel_fd = job->cancel_fd;
     if (job->state_enabled && strcmp(l->code, "py") == 0) {
+        /* State capture runs the Python runner cold (the zygote child does not call it yet). */
         rc = local_state_prepare(ws, job, lj, &state_argv, maxbuf, sizeof maxbuf, eb);
         if (rc)
             goto out;
+        rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
+    } else if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE) {
+        rc = zyg_run(le->zyg, &lj->job, job->code, job->code_len, &res->run, eb);
+    } else {
+        rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
     }
-    rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
     if (rc)
         goto out;
 
@@ -477,6 +484,11 @@ static const struct exec_ops local_ops = {
     .ping = local_ping,
     .run = local_run,
 };
+
+void exec_local_set_zygote(struct exec *ex, struct zyg_set *zs)
+{
+    ((struct local_exec *)ex)->zyg = zs;
+}
 
 enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec **out,
                              struct errbuf *eb)

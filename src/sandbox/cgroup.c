@@ -6,7 +6,10 @@
  * sandbox (CVE-2022-0492: release_agent). */
 #include "sandbox/sbx_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +215,9 @@ enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb)
     cg->v1_pids = cg_parent("pids", &cg->made_v1_pids);
     cg->v1_cpuacct = cg_parent("cpuacct", &cg->made_v1_cpuacct);
     cg->v2 = cg_parent("", &cg->made_v2);
+    /* The v1 cpu controller (CFS quota). Where it shares a hierarchy with cpuacct, the groups
+     * made for cpuacct carry the quota too. */
+    cg->v1_cpu = cg_parent("cpu", &cg->made_v1_cpu);
     if (cg->v1_memory != NULL) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/memory.memsw.limit_in_bytes", cg->v1_memory);
@@ -229,6 +235,8 @@ enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb)
             cg->v2_memory = cg_write(cg->v2, "cgroup.subtree_control", "+memory") == 0;
         if (cg->v1_pids == NULL && list_has(ctrls, n, "pids"))
             cg->v2_pids = cg_write(cg->v2, "cgroup.subtree_control", "+pids") == 0;
+        if (cg->v1_cpu == NULL && list_has(ctrls, n, "cpu"))
+            cg->v2_cpu = cg_write(cg->v2, "cgroup.subtree_control", "+cpu") == 0;
     }
     return KILN_OK;
 }
@@ -236,15 +244,19 @@ enum kiln_err sbx_cg_detect(struct sbx_cg_host *cg, struct errbuf *eb)
 void sbx_cg_host_free(struct sbx_cg_host *cg)
 {
     /* rmdir fails with EBUSY while another process's sandboxes still use a shared parent: then it
-     * stays, and the last one out removes it. */
-    if (cg->v1_memory != NULL && cg->made_v1_memory)
+     * stays, and the last one out removes it — whoever made it (a process that is still using it
+     * re-creates it in cg_mkgroup() if it went away under it). */
+    if (cg->v1_memory != NULL)
         rmdir(cg->v1_memory);
-    if (cg->v1_pids != NULL && cg->made_v1_pids)
+    if (cg->v1_pids != NULL)
         rmdir(cg->v1_pids);
-    if (cg->v1_cpuacct != NULL && cg->made_v1_cpuacct)
+    if (cg->v1_cpuacct != NULL)
         rmdir(cg->v1_cpuacct);
-    if (cg->v2 != NULL && cg->made_v2)
+    if (cg->v2 != NULL)
         rmdir(cg->v2);
+    if (cg->v1_cpu != NULL && cg->made_v1_cpu)
+        rmdir(cg->v1_cpu);
+    free(cg->v1_cpu);
     free(cg->v1_memory);
     free(cg->v1_pids);
     free(cg->v1_cpuacct);
@@ -284,6 +296,36 @@ static char *cg_mkgroup(const char *parent, const char *name, struct errbuf *eb)
     errbuf_set(eb, KILN_ERR_IO, "cannot create cgroup %s: %s", dir, strerror(errno));
     free(dir);
     return NULL;
+}
+
+/* The cpu and cpuacct controllers are mounted together (cpu,cpuacct): one group holds both. */
+static bool cpu_shared(const struct sbx_cg_host *cg)
+{
+    return cg->v1_cpu != NULL && cg->v1_cpuacct != NULL && strcmp(cg->v1_cpu, cg->v1_cpuacct) == 0;
+}
+
+/* The CFS quota in microseconds per 100 ms period (MAX_CPU_QUOTA: 100000 = one CPU); <= 0
+ * lifts it. */
+static int set_quota(const struct sbx_cg_host *cg, const struct sbx_cg_run *run, long long quota)
+{
+    const char *dir = run->cpu != NULL ? run->cpu : cpu_shared(cg) ? run->cpuacct : NULL;
+    char val[64];
+    int rc;
+
+    if (cg->v2_cpu && run->v2 != NULL) {
+        if (quota > 0)
+            snprintf(val, sizeof val, "%lld 100000", quota);
+        else
+            snprintf(val, sizeof val, "max 100000");
+        return cg_write(run->v2, "cpu.max", val);
+    }
+    if (dir == NULL)
+        return 0;
+    rc = cg_write(dir, "cpu.cfs_period_us", "100000");
+    snprintf(val, sizeof val, "%lld", quota > 0 ? quota : -1);
+    if (rc == 0)
+        rc = cg_write(dir, "cpu.cfs_quota_us", val);
+    return rc;
 }
 
 enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned long long seq,
@@ -328,6 +370,11 @@ enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned long long seq
         if (run->cpuacct == NULL)
             goto fail;
     }
+    if (cg->v1_cpu != NULL && !cpu_shared(cg)) {
+        run->cpu = cg_mkgroup(cg->v1_cpu, name, eb);
+        if (run->cpu == NULL)
+            goto fail;
+    }
     if (cg->v2 != NULL) {
         run->v2 = cg_mkgroup(cg->v2, name, eb);
         if (run->v2 == NULL)
@@ -350,9 +397,22 @@ enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned long long seq
             errbuf_set(eb, KILN_ERR_IO, "cannot set v2 limits: %s", strerror(-rc));
             goto fail;
         }
+        if (rc == 0 && cg->v2_cpu && lim->cpu_quota > 0)
+            rc = set_quota(cg, run, lim->cpu_quota);
+        if (rc < 0) {
+            errbuf_set(eb, KILN_ERR_IO, "cannot set v2 limits: %s", strerror(-rc));
+            goto fail;
+        }
         run->v2_fd = open(run->v2, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (run->v2_fd < 0) {
             errbuf_set(eb, KILN_ERR_IO, "cannot open %s: %s", run->v2, strerror(errno));
+            goto fail;
+        }
+    }
+    if (lim->cpu_quota > 0 && !cg->v2_cpu) {
+        rc = set_quota(cg, run, lim->cpu_quota);
+        if (rc < 0) {
+            errbuf_set(eb, KILN_ERR_IO, "cannot set the CPU quota: %s", strerror(-rc));
             goto fail;
         }
     }
@@ -364,7 +424,7 @@ fail:
 
 enum kiln_err sbx_cg_attach(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb)
 {
-    const char *v1[] = {run->memory, run->pids, run->cpuacct};
+    const char *v1[] = {run->memory, run->pids, run->cpuacct, run->cpu};
     char val[32];
 
     /* The child is blocked on the sync pipe and not reaped, so pid cannot have been recycled
@@ -416,7 +476,7 @@ void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *o
 
 void sbx_cg_destroy(struct sbx_cg_run *run)
 {
-    char *dirs[] = {run->v2, run->memory, run->pids, run->cpuacct};
+    char *dirs[] = {run->v2, run->memory, run->pids, run->cpuacct, run->cpu};
 
     if (run->v2_fd >= 0)
         close(run->v2_fd);
@@ -427,4 +487,102 @@ void sbx_cg_destroy(struct sbx_cg_run *run)
     }
     memset(run, 0, sizeof *run);
     run->v2_fd = -1;
+}
+
+enum kiln_err sbx_cg_attach_all(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb)
+{
+    char val[32];
+    int rc;
+    enum kiln_err err = sbx_cg_attach(run, pid, eb);
+
+    if (err || run->v2 == NULL)
+        return err;
+    snprintf(val, sizeof val, "%d", (int)pid);
+    rc = cg_write(run->v2, "cgroup.procs", val);
+    if (rc < 0)
+        return errbuf_set(eb, KILN_ERR_IO, "cannot attach to %s: %s", run->v2, strerror(-rc));
+    return KILN_OK;
+}
+
+enum kiln_err sbx_cg_set_limits(const struct sbx_cg_run *run, const struct sbx_limits *lim,
+                                bool memsw, struct errbuf *eb)
+{
+    char val[32], pids[32];
+    int rc = 0;
+
+    snprintf(val, sizeof val, "%lld", lim->memory_mb * 1024 * 1024);
+    snprintf(pids, sizeof pids, "%lld", lim->pids + 1);
+    if (run->memory != NULL) {
+        /* memsw may never be below limit: lowering goes limit first, raising memsw first;
+         * trying limit, memsw, limit covers both. */
+        int r1 = cg_write(run->memory, "memory.limit_in_bytes", val);
+        if (memsw)
+            rc = cg_write(run->memory, "memory.memsw.limit_in_bytes", val);
+        if (r1 < 0)
+            rc = cg_write(run->memory, "memory.limit_in_bytes", val);
+    } else if (run->mem_from_v2) {
+        rc = cg_write(run->v2, "memory.max", val);
+    }
+    if (rc == 0 && run->pids != NULL)
+        rc = cg_write(run->pids, "pids.max", pids);
+    if (rc < 0)
+        return errbuf_set(eb, KILN_ERR_IO, "cannot set the cgroup limits: %s", strerror(-rc));
+    return KILN_OK;
+}
+
+enum kiln_err sbx_cg_take_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
+                                 const struct sbx_limits *lim, struct errbuf *eb)
+{
+    enum kiln_err err = sbx_cg_set_limits(run, lim, cg->v1_memsw, eb);
+    char pids[32];
+    int rc = 0;
+
+    if (err)
+        return err;
+    snprintf(pids, sizeof pids, "%lld", lim->pids + 1);
+    if (run->pids == NULL && cg->v2_pids && run->v2 != NULL)
+        rc = cg_write(run->v2, "pids.max", pids);
+    if (rc == 0)
+        rc = set_quota(cg, run, lim->cpu_quota);
+    if (rc < 0)
+        return errbuf_set(eb, KILN_ERR_IO, "cannot set the limits of a parked sandbox: %s",
+                          strerror(-rc));
+    return KILN_OK;
+}
+
+/* sbx-<pid>-<seq> of a process that no longer exists. */
+static bool stale_name(const char *name)
+{
+    char *end;
+    long pid;
+
+    if (strncmp(name, "sbx-", 4) != 0)
+        return false;
+    errno = 0;
+    pid = strtol(name + 4, &end, 10);
+    if (errno != 0 || end == name + 4 || *end != '-' || pid <= 0 || pid > INT_MAX)
+        return false;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+void sbx_cg_recover(const struct sbx_cg_host *cg)
+{
+    const char *parents[] = {cg->v2, cg->v1_memory, cg->v1_pids, cg->v1_cpuacct, cg->v1_cpu};
+
+    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+        DIR *d = parents[i] != NULL ? opendir(parents[i]) : NULL;
+        struct dirent *e;
+
+        if (d == NULL)
+            continue;
+        while ((e = readdir(d)) != NULL) {
+            char *dir;
+            if (e->d_type != DT_DIR || !stale_name(e->d_name))
+                continue;
+            dir = xasprintf("%s/%s", parents[i], e->d_name);
+            cg_rmdir(dir);
+            free(dir);
+        }
+        closedir(d);
+    }
 }

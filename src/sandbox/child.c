@@ -188,6 +188,7 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
     struct sock_fprog prog = {plan->ctx->bpf_len, plan->ctx->bpf};
     int in, err, rep, rc, out = step->stdout_to_stderr ? plan->err_w : plan->out_w;
     sigset_t none;
+    struct sbx_plan p3;
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -208,8 +209,12 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
     if (in < 0 || out < 0 || err < 0 || rep < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
         dup2(err, 2) < 0 || dup3(rep, 3, O_CLOEXEC) < 0)
         goto fail_stdio;
-    /* Only 0, 1, 2 reach the program (3 is close-on-exec). */
+    /* Only 0, 1, 2 reach the program (3 is close-on-exec). From here on the report pipe is fd 3:
+     * its original number is closed. */
     close_range(4, ~0U, 0);
+    p3 = *plan;
+    p3.report_w = 3;
+    plan = &p3;
     if (chdir("/mnt/data") < 0)
         goto fail_stdio;
     rc = set_rlimits(plan);
@@ -273,7 +278,15 @@ static void run_steps(const struct sbx_plan *plan)
 
 void sbx_child_init(const struct sbx_plan *plan)
 {
-    int keep[] = {plan->sync_r, plan->report_w, plan->out_w, plan->err_w, plan->stdin_fd};
+    const struct sbx_park_plan *park = plan->park;
+    int keep[] = {plan->sync_r,
+                  plan->report_w,
+                  plan->out_w,
+                  plan->err_w,
+                  plan->stdin_fd,
+                  park != NULL ? park->ctl_fd : -1,
+                  park != NULL ? park->interp_in[0] : -1,
+                  park != NULL ? park->interp_in[1] : -1};
     const size_t nkeep = sizeof keep / sizeof keep[0];
     sigset_t none;
     char c;
@@ -310,6 +323,8 @@ void sbx_child_init(const struct sbx_plan *plan)
     if (rc < 0)
         fail(plan, SBX_ST_NET, rc);
     sethostname("sandbox", 7);
+    if (park != NULL)
+        park->enter(plan);
     rc = sbx_caps_drop_all(plan->ctx->cap_last);
     if (rc < 0)
         fail(plan, SBX_ST_CAPS, rc);
@@ -320,4 +335,46 @@ void sbx_child_init(const struct sbx_plan *plan)
         fail(plan, SBX_ST_LANDLOCK, rc);
     run_steps(plan);
     _exit(0);
+}
+
+/* Entry points for park_child.c (init of a parked sandbox reuses the steps above). */
+void sbx_child_report(const struct sbx_plan *plan, int kind, int step, int stage, int status,
+                      int err)
+{
+    report(plan, kind, step, stage, status, err);
+}
+
+void sbx_child_run_steps(const struct sbx_plan *plan)
+{
+    run_steps(plan);
+}
+
+void sbx_child_run_step(const struct sbx_plan *plan, size_t idx)
+{
+    run_step(plan, idx);
+}
+
+int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *stage)
+{
+    int rc;
+
+    *stage = SBX_ST_CAPS;
+    rc = sbx_caps_drop_all(plan->ctx->cap_last);
+    if (rc < 0)
+        return rc;
+    *stage = SBX_ST_NNP;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    *stage = SBX_ST_LANDLOCK;
+    return sbx_landlock_apply_at(plan->ctx->landlock_abi, data_dir);
+}
+
+int sbx_net_up(void)
+{
+    return net_up();
+}
+
+int sbx_rlimits_apply(const struct sbx_plan *plan)
+{
+    return set_rlimits(plan);
 }

@@ -134,6 +134,7 @@ enum kiln_err sbx_limits_resolve(const struct sbx_ctx *ctx, const struct sbx_lim
     out->stdout_max = in->stdout_max > 0  ? in->stdout_max
                       : d->stdout_max > 0 ? d->stdout_max
                                           : SBX_DEF_STREAM_MAX;
+    out->cpu_quota = pick(in->cpu_quota, d->cpu_quota, 0);
     out->stderr_max = in->stderr_max > 0  ? in->stderr_max
                       : d->stderr_max > 0 ? d->stderr_max
                                           : SBX_DEF_STREAM_MAX;
@@ -204,6 +205,7 @@ enum kiln_err sbx_ctx_new(struct sbx_ctx **out, const struct sbx_ctx_opts *opts,
         if (err)
             goto fail;
     }
+    sbx_ctx_recover(ctx);
     err = sbx_seccomp_build(ctx, eb);
     if (err)
         goto fail;

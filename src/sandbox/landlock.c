@@ -84,6 +84,11 @@ static int add_path(int ruleset, const char *path, uint64_t access)
 
 int sbx_landlock_apply(int abi)
 {
+    return sbx_landlock_apply_at(abi, "/mnt/data");
+}
+
+int sbx_landlock_apply_at(int abi, const char *data_dir)
+{
     struct sbx_ll_attr attr = {0};
     size_t size = sizeof attr.handled_access_fs;
     uint64_t all = fs_rights(abi);
@@ -113,7 +118,7 @@ int sbx_landlock_apply(int abi)
     if (rc == 0)
         rc = add_path(ruleset, "/tmp", rw);
     if (rc == 0)
-        rc = add_path(ruleset, "/mnt/data", rw);
+        rc = add_path(ruleset, data_dir, rw);
     if (rc == 0)
         rc = add_path(ruleset, "/dev", dev);
     if (rc == 0)

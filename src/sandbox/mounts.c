@@ -246,6 +246,10 @@ static int build_data(const struct sbx_plan *plan, const char *root)
     rc = mkdirs(p, strlen(root));
     if (rc < 0)
         return rc;
+    /* A parked sandbox gets its workspace at take time (park_child.c); until then /mnt/data is
+     * an empty directory of the read-only root. */
+    if (plan->park != NULL)
+        return 0;
     if (plan->ws_path == NULL) {
         if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, plan->data_opts) < 0)
             return -errno;
@@ -279,6 +283,16 @@ int sbx_mounts_build(const struct sbx_plan *plan, int *stage)
         if (rc < 0)
             return rc;
     }
+    if (plan->extra_src != NULL) {
+        char dst[SBX_PATH_MAX];
+        if (!sbx_path_join(dst, sizeof dst, root, plan->extra_dst))
+            return -ENAMETOOLONG;
+        rc = mkdirs(dst, strlen(root));
+        if (rc == 0)
+            rc = bind_ro(plan->extra_src, dst);
+        if (rc < 0)
+            return rc;
+    }
     /* /proc is mounted while the host's is still visible: the kernel refuses a new procfs in a
      * user namespace whose mount tree shows no fully visible one (mount_too_revealing). */
     *stage = SBX_ST_PROC;
@@ -300,4 +314,18 @@ int sbx_mounts_build(const struct sbx_plan *plan, int *stage)
         chdir("/") < 0)
         return -errno;
     return set_attr("/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, false);
+}
+
+int sbx_mounts_proc(void)
+{
+    return build_proc("");
+}
+
+int sbx_mounts_scratch(const struct sbx_plan *plan)
+{
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, plan->tmp_opts) < 0)
+        return -errno;
+    if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, plan->shm_opts) < 0)
+        return -errno;
+    return 0;
 }

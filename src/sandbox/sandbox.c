@@ -60,6 +60,7 @@ static const char *const stage_names[SBX_ST__COUNT] = {
     [SBX_ST_STDIO] = "setting up stdio",
     [SBX_ST_RLIMIT] = "setting rlimits",
     [SBX_ST_SECCOMP] = "loading the seccomp filter",
+    [SBX_ST_TAKE] = "taking a parked sandbox",
 };
 
 const char *sbx_stage_name(int stage)
@@ -141,7 +142,7 @@ static void stream_finish(struct stream *s, char **out, size_t *out_len, bool *t
     s->buf = NULL;
 }
 
-static long long now_ms(void)
+long long sbx_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -226,6 +227,7 @@ struct run {
     struct sbx_rec last_step, fail;
     bool have_step, have_fail, any_failed, exec_failed;
     long long cpu_limit_ns;
+    long long cpu_base_ns; /* cgroup CPU spent before the execution (a parked sandbox's) */
 };
 
 static void kill_all(struct run *r)
@@ -332,7 +334,7 @@ static enum kiln_err supervise(struct run *r, const struct sbx_job *job, struct 
                 break;
             case TAG_TICK:
                 if (read(r->tick_fd, &ticks, sizeof ticks) > 0 && !r->killed &&
-                    sbx_cg_cpu_ns(&r->cg) >= r->cpu_limit_ns) {
+                    sbx_cg_cpu_ns(&r->cg) - r->cpu_base_ns >= r->cpu_limit_ns) {
                     r->cpu_timeout = true;
                     kill_all(r);
                 }
@@ -420,6 +422,106 @@ static void run_close(struct run *r)
         sbx_cg_destroy(&r->cg);
 }
 
+/* The epoll set, the wall-clock timer and the CPU tick of one run. */
+static enum kiln_err run_timers(struct run *r, const struct sbx_limits *lim, struct errbuf *eb)
+{
+    r->ep = epoll_create1(EPOLL_CLOEXEC);
+    r->wall_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (r->ep < 0 || r->wall_fd < 0 || arm_timer(r->wall_fd, lim->wall_ms, 0) < 0)
+        return errbuf_set(eb, KILN_ERR_IO, "epoll/timerfd: %s", strerror(errno));
+    r->cpu_limit_ns = lim->cpu_ms * 1000000LL;
+    if (r->cg_made && sbx_cg_cpu_ns(&r->cg) >= 0) {
+        r->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (r->tick_fd < 0 || arm_timer(r->tick_fd, SBX_TICK_MS, SBX_TICK_MS) < 0)
+            return errbuf_set(eb, KILN_ERR_IO, "timerfd: %s", strerror(errno));
+    }
+    return KILN_OK;
+}
+
+/* From the moment init runs the job: supervise, reap, collect and classify. err is the error
+ * of the steps before (the sandbox is killed and reaped then). */
+static enum kiln_err run_finish(struct run *r, const struct sbx_job *job,
+                                const struct sbx_limits *lim, long long t0, enum kiln_err err,
+                                struct sbx_result *res, struct errbuf *eb)
+{
+    long long peak_kb = -1, oom_kills = -1, cpu_ns;
+    struct rusage ru;
+    int status = 0;
+
+    if (!err)
+        err = supervise(r, job, eb);
+    if (err)
+        kill_all(r);
+    if (reap(r->pidfd, &status, &ru) < 0 && !err)
+        err = errbuf_set(eb, KILN_ERR_INTERNAL, "waitid: %s", strerror(errno));
+    res->wall_ms = sbx_now_ms() - t0;
+    /* Every process of the sandbox is gone with init: take what is left in the pipes. */
+    if (r->out.fd >= 0)
+        stream_read(&r->out, -1);
+    if (r->err.fd >= 0)
+        stream_read(&r->err, -1);
+    read_records(r);
+    if (err)
+        return err;
+    if (r->have_fail)
+        return errbuf_set(eb, KILN_ERR_INTERNAL, "sandbox setup failed while %s: %s",
+                          sbx_stage_name(r->fail.stage), strerror(r->fail.err));
+    cpu_ns = r->cg_made ? sbx_cg_cpu_ns(&r->cg) : -1;
+    if (cpu_ns >= 0)
+        cpu_ns -= r->cpu_base_ns;
+    if (cpu_ns < 0)
+        cpu_ns = ((long long)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+                 ((long long)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
+    res->cpu_ms = cpu_ns / 1000000;
+    if (r->cg_made)
+        sbx_cg_stats(&r->cg, &peak_kb, &oom_kills);
+    res->memory_peak_kb = peak_kb >= 0 ? peak_kb : ru.ru_maxrss;
+    if (!r->have_step && !r->killed && oom_kills <= 0)
+        return errbuf_set(eb, KILN_ERR_INTERNAL, "sandbox init ended without a report (status %d)",
+                          status);
+    classify(r, lim, oom_kills, res->cpu_ms, res);
+    stream_finish(&r->out, &res->out, &res->out_len, &res->out_truncated);
+    stream_finish(&r->err, &res->err, &res->err_len, &res->err_truncated);
+    return KILN_OK;
+}
+
+enum kiln_err sbx_live_supervise(const struct sbx_ctx *ctx, struct sbx_live *live,
+                                 const struct sbx_job *job, struct sbx_result *res,
+                                 struct errbuf *eb)
+{
+    static const char *const empty_env[] = {NULL};
+    struct sbx_limits lim;
+    struct sbx_job job_copy = *job;
+    struct run r;
+    enum kiln_err err;
+
+    memset(res, 0, sizeof *res);
+    memset(&r, 0, sizeof r);
+    r.pidfd = live->pidfd;
+    r.rep_r = live->rep_r;
+    r.out.fd = live->out_r;
+    r.err.fd = live->err_r;
+    r.ep = r.wall_fd = r.tick_fd = -1;
+    r.cg = live->cg;
+    r.cg_made = live->cg_made;
+    r.cpu_base_ns = live->cpu_base_ns;
+    live->pidfd = live->rep_r = live->out_r = live->err_r = -1;
+    live->cg_made = false;
+    memset(&live->cg, 0, sizeof live->cg);
+    live->cg.v2_fd = -1;
+    if (job_copy.env == NULL)
+        job_copy.env = empty_env;
+    sbx_limits_resolve(ctx, &job->limits, &lim);
+    r.out.max = lim.stdout_max;
+    r.err.max = lim.stderr_max;
+    err = run_timers(&r, &lim, eb);
+    err = run_finish(&r, &job_copy, &lim, live->t0_ms, err, res, eb);
+    run_close(&r);
+    if (err)
+        sbx_result_clear(res);
+    return err;
+}
+
 static enum kiln_err check_job(const struct sbx_job *job, struct errbuf *eb)
 {
     if (job->nsteps == 0 || job->steps == NULL)
@@ -445,9 +547,8 @@ enum kiln_err sbx_run(struct sbx_ctx *ctx, const struct sbx_job *job, struct sbx
     struct run r;
     struct clone_args args;
     int sync_p[2] = {-1, -1}, rep_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
-    int stdin_fd = -1, status = 0;
-    struct rusage ru;
-    long long t0 = now_ms(), peak_kb = -1, oom_kills = -1, cpu_ns;
+    int stdin_fd = -1;
+    long long t0 = sbx_now_ms();
     enum kiln_err err;
     long pid;
 
@@ -500,20 +601,9 @@ enum kiln_err sbx_run(struct sbx_ctx *ctx, const struct sbx_job *job, struct sbx
     fcntl(r.rep_r, F_SETFL, O_NONBLOCK);
     fcntl(r.out.fd, F_SETFL, O_NONBLOCK);
     fcntl(r.err.fd, F_SETFL, O_NONBLOCK);
-    r.ep = epoll_create1(EPOLL_CLOEXEC);
-    r.wall_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (r.ep < 0 || r.wall_fd < 0 || arm_timer(r.wall_fd, lim.wall_ms, 0) < 0) {
-        err = errbuf_set(eb, KILN_ERR_IO, "epoll/timerfd: %s", strerror(errno));
+    err = run_timers(&r, &lim, eb);
+    if (err)
         goto out;
-    }
-    r.cpu_limit_ns = lim.cpu_ms * 1000000LL;
-    if (r.cg_made && sbx_cg_cpu_ns(&r.cg) >= 0) {
-        r.tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (r.tick_fd < 0 || arm_timer(r.tick_fd, SBX_TICK_MS, SBX_TICK_MS) < 0) {
-            err = errbuf_set(eb, KILN_ERR_IO, "timerfd: %s", strerror(errno));
-            goto out;
-        }
-    }
 
     memset(&plan, 0, sizeof plan);
     plan.ctx = ctx;
@@ -570,42 +660,7 @@ enum kiln_err sbx_run(struct sbx_ctx *ctx, const struct sbx_job *job, struct sbx
         err = errbuf_set(eb, KILN_ERR_INTERNAL, "cannot wake the sandbox: %s", strerror(errno));
     close(sync_p[1]);
     sync_p[1] = -1;
-    if (!err)
-        err = supervise(&r, &job_copy, eb);
-    if (err)
-        kill_all(&r);
-    if (reap(r.pidfd, &status, &ru) < 0 && !err)
-        err = errbuf_set(eb, KILN_ERR_INTERNAL, "waitid: %s", strerror(errno));
-    res->wall_ms = now_ms() - t0;
-    /* Every process of the sandbox is gone with init: take what is left in the pipes. */
-    if (r.out.fd >= 0)
-        stream_read(&r.out, -1);
-    if (r.err.fd >= 0)
-        stream_read(&r.err, -1);
-    read_records(&r);
-    if (err)
-        goto out;
-    if (r.have_fail) {
-        err = errbuf_set(eb, KILN_ERR_INTERNAL, "sandbox setup failed while %s: %s",
-                         sbx_stage_name(r.fail.stage), strerror(r.fail.err));
-        goto out;
-    }
-    cpu_ns = r.cg_made ? sbx_cg_cpu_ns(&r.cg) : -1;
-    if (cpu_ns < 0)
-        cpu_ns = ((long long)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
-                 ((long long)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
-    res->cpu_ms = cpu_ns / 1000000;
-    if (r.cg_made)
-        sbx_cg_stats(&r.cg, &peak_kb, &oom_kills);
-    res->memory_peak_kb = peak_kb >= 0 ? peak_kb : ru.ru_maxrss;
-    if (!r.have_step && !r.killed && oom_kills <= 0) {
-        err = errbuf_set(eb, KILN_ERR_INTERNAL, "sandbox init ended without a report (status %d)",
-                         status);
-        goto out;
-    }
-    classify(&r, &lim, oom_kills, res->cpu_ms, res);
-    stream_finish(&r.out, &res->out, &res->out_len, &res->out_truncated);
-    stream_finish(&r.err, &res->err, &res->err_len, &res->err_truncated);
+    err = run_finish(&r, &job_copy, &lim, t0, err, res, eb);
 out : {
     int fds[] = {sync_p[0], sync_p[1], rep_p[0], rep_p[1], out_p[0],
                  out_p[1],  err_p[0],  err_p[1], stdin_fd};

@@ -44,6 +44,7 @@ struct sbx_limits {
     long long tmp_mb;       /* size of /tmp */
     size_t stdout_max;      /* bytes kept of stdout before the truncation marker */
     size_t stderr_max;      /* bytes kept of stderr */
+    long long cpu_quota;    /* CFS quota in us per 100000 us period (100000 = one CPU); 0 = none */
 };
 
 /* Process-wide options, from config at start-up. */
@@ -61,6 +62,11 @@ struct sbx_ctx;
 /* Create the context (checks the host: namespaces, cgroups, Landlock ABI). Caller frees with
  * sbx_ctx_free(). On failure eb says what the host lacks. */
 enum kiln_err sbx_ctx_new(struct sbx_ctx **out, const struct sbx_ctx_opts *opts, struct errbuf *eb);
+
+/* Remove what crashed kiln processes left behind: cgroups named sbx-<pid>-<seq> and workspaces
+ * <run_dir>/ws/<slot>-<pid>-<random> whose pid no longer exists (never a live process's, ours
+ * or another kiln's). sbx_ctx_new() calls it once; callable again at any time. */
+void sbx_ctx_recover(struct sbx_ctx *ctx);
 
 /* Remove the cgroup parents and slot directories this context made. NULL is a no-op. */
 void sbx_ctx_free(struct sbx_ctx *ctx);

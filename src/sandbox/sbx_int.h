@@ -58,15 +58,19 @@ struct sbx_bind {
  * <hierarchy>/<our own cgroup>/kiln, created by us. */
 struct sbx_cg_host {
     char *v1_memory, *v1_pids, *v1_cpuacct; /* parent dirs in the v1 hierarchies */
-    char *v2;                               /* parent dir in the v2 tree */
-    bool v2_memory, v2_pids;                /* the controller is enabled for our v2 children */
-    bool v1_memsw;                          /* memory.memsw.* exists (swap accounting) */
+    char *v1_cpu;                           /* v1 cpu controller (CFS quota), or NULL */
+    bool v2_cpu;                            /* cpu.max in our v2 children */
+    bool made_v1_cpu;
+    char *v2;                /* parent dir in the v2 tree */
+    bool v2_memory, v2_pids; /* the controller is enabled for our v2 children */
+    bool v1_memsw;           /* memory.memsw.* exists (swap accounting) */
     bool made_v1_memory, made_v1_pids, made_v1_cpuacct, made_v2; /* we created the parent */
 };
 
 /* The cgroups of one run (all paths NULL when the host has none usable). */
 struct sbx_cg_run {
     char *memory, *pids, *cpuacct, *v2;
+    char *cpu;        /* v1 cpu group (quota), or NULL */
     int v2_fd;        /* O_PATH|O_DIRECTORY of the v2 group for CLONE_INTO_CGROUP, or -1 */
     bool mem_from_v2; /* memory accounting is read from the v2 group */
 };
@@ -118,6 +122,26 @@ struct sbx_plan {
     int out_w, err_w;
     int stdin_fd; /* memfd with the job's stdin, or -1 */
     long long file_size_bytes, open_files, nproc, cpu_s, data_bytes;
+    const char *extra_src; /* NULL, or a host directory bound read-only at extra_dst (zygote) */
+    const char *extra_dst;
+    /* Parked sandboxes (park.c): non-NULL means build everything but /mnt/data's content,
+     * then wait on park->ctl_fd for the take. */
+    const struct sbx_park_plan *park;
+};
+
+/* What init of a parked sandbox needs besides the plan (park.c, park_child.c). */
+struct sbx_park_plan {
+    /* sbx_park_child(), called through this pointer so that child.c does not link park_child.c
+     * (the zygote's Python extension builds child.c alone). */
+    void (*enter)(const struct sbx_plan *plan) __attribute__((noreturn));
+    int ctl_fd; /* init's end of the SOCK_SEQPACKET pair the take message arrives on */
+    /* The pre-started interpreter: its job (one step, its env) run confined before the take with
+     * stdin the read end of interp_in[0]; NULL when none. */
+    const struct sbx_job *interp;
+    int interp_in[2];
+    /* A file init writes before starting the interpreter (its bootstrap, e.g. node's -r
+     * preload; the interpreter removes it): absolute path under /tmp and text, or NULL. */
+    const char *boot_path, *boot_text;
 };
 
 /* Records init writes on the report pipe (each write is atomic: far below PIPE_BUF). */
@@ -125,6 +149,7 @@ enum sbx_rec_kind {
     SBX_REC_SETUP_FAIL = 1, /* stage = enum sbx_stage, err = errno */
     SBX_REC_EXEC_FAIL,      /* step, err = errno of execve */
     SBX_REC_STEP_DONE,      /* step, status = wait status */
+    SBX_REC_PARKED,         /* a parked sandbox is built and waits for its take */
 };
 
 struct sbx_rec {
@@ -153,6 +178,7 @@ enum sbx_stage {
     SBX_ST_STDIO,
     SBX_ST_RLIMIT,
     SBX_ST_SECCOMP,
+    SBX_ST_TAKE, /* receiving or checking the take of a parked sandbox */
     SBX_ST__COUNT
 };
 
@@ -177,6 +203,11 @@ bool sbx_cg_kill(const struct sbx_cg_run *run);
 long long sbx_cg_cpu_ns(const struct sbx_cg_run *run); /* -1 when unknown */
 void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *oom_kills);
 void sbx_cg_destroy(struct sbx_cg_run *run);
+/* Rewrite the memory, pids and CPU quota limits of a live group (a parked sandbox's at take). */
+enum kiln_err sbx_cg_take_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
+                                 const struct sbx_limits *lim, struct errbuf *eb);
+/* Remove the groups of dead kiln processes (names sbx-<pid>-<seq> whose pid is gone). */
+void sbx_cg_recover(const struct sbx_cg_host *cg);
 
 /* seccomp.c: compile the filter once into ctx->bpf. */
 enum kiln_err sbx_seccomp_build(struct sbx_ctx *ctx, struct errbuf *eb);
@@ -184,6 +215,9 @@ enum kiln_err sbx_seccomp_build(struct sbx_ctx *ctx, struct errbuf *eb);
 /* landlock.c */
 int sbx_landlock_abi(void);
 int sbx_landlock_apply(int abi); /* child side; 0 or -errno */
+/* The same with read-write on data_dir instead of /mnt/data (a pre-started interpreter is
+ * confined before the workspace is mounted, so its rule sits on the parent, /mnt). */
+int sbx_landlock_apply_at(int abi, const char *data_dir);
 
 /* caps.c: child side; 0 or -errno */
 int sbx_caps_drop_all(int cap_last);
@@ -194,9 +228,46 @@ int sbx_mounts_build(const struct sbx_plan *plan, int *stage);
 /* child.c: the body of init; never returns. */
 void sbx_child_init(const struct sbx_plan *plan) __attribute__((noreturn));
 
+/* child.c, for park_child.c: report a record; run the steps of plan->job; run one step (never
+ * returns); drop caps + no_new_privs + Landlock (data_dir as in sbx_landlock_apply_at()). */
+void sbx_child_report(const struct sbx_plan *plan, int kind, int step, int stage, int status,
+                      int err);
+void sbx_child_run_steps(const struct sbx_plan *plan);
+void sbx_child_run_step(const struct sbx_plan *plan, size_t idx) __attribute__((noreturn));
+int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *stage);
+
+/* park_child.c: init of a parked sandbox after its mounts; never returns. */
+void sbx_park_child(const struct sbx_plan *plan) __attribute__((noreturn));
+
+/* sandbox.c, for park.c: supervise a sandbox whose init is already running the job. Takes over
+ * live's fds and cgroups (closed and removed before it returns), fills res like sbx_run(). */
+struct sbx_live {
+    int pidfd, rep_r, out_r, err_r;
+    struct sbx_cg_run cg; /* moved in; v2_fd -1 and paths NULL when none */
+    bool cg_made;
+    long long cpu_base_ns; /* cgroup CPU time spent before the execution began (parked) */
+    long long t0_ms;       /* CLOCK_MONOTONIC ms when the execution began */
+};
+enum kiln_err sbx_live_supervise(const struct sbx_ctx *ctx, struct sbx_live *live,
+                                 const struct sbx_job *job, struct sbx_result *res,
+                                 struct errbuf *eb);
+long long sbx_now_ms(void);
+
 /* Async-signal-safe helpers (child.c). */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 bool sbx_path_join(char *dst, size_t size, const char *a, const char *b);
+
+/* Pieces of the cold path exported for the zygote's children (zchild.c), child side. */
+int sbx_mounts_proc(void);                           /* a fresh /proc over /proc (masked) */
+int sbx_mounts_scratch(const struct sbx_plan *plan); /* fresh /tmp and /dev/shm over the old */
+int sbx_net_up(void);
+int sbx_rlimits_apply(const struct sbx_plan *plan);
+
+/* cgroup.c, for the zygote: move a running process into the run's groups (v1 and v2), and
+ * change the limits of existing groups. */
+enum kiln_err sbx_cg_attach_all(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb);
+enum kiln_err sbx_cg_set_limits(const struct sbx_cg_run *run, const struct sbx_limits *lim,
+                                bool memsw, struct errbuf *eb);
 
 /* workspace.c: switch the calling thread's fsuid/fsgid (host-side I/O as the sandbox user). */
 void sbx_fsid_enter(const struct sbx_workspace *ws, unsigned *old_uid, unsigned *old_gid);

@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sandbox/park.h"
 #include "util/xmalloc.h"
 
 #define WS_RESOLVE  (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
@@ -61,8 +62,9 @@ void sbx_fsid_leave(unsigned old_uid, unsigned old_gid)
     setfsgid(old_gid);
 }
 
-enum kiln_err sbx_workspace_new(struct sbx_ctx *ctx, long long size_mb, struct sbx_workspace **out,
-                                struct errbuf *eb)
+/* slot: NULL takes a slot of its own; else the caller's, borrowed (a parked sandbox's). */
+static enum kiln_err ws_create(struct sbx_ctx *ctx, long long size_mb, const struct sbx_slot *slot,
+                               struct sbx_workspace **out, struct errbuf *eb)
 {
     struct sbx_workspace *ws = xcalloc(1, sizeof *ws);
     unsigned char rnd[8];
@@ -75,16 +77,23 @@ enum kiln_err sbx_workspace_new(struct sbx_ctx *ctx, long long size_mb, struct s
     ws->slot.lock_fd = -1;
     if (size_mb <= 0)
         size_mb = ctx->defaults.data_mb > 0 ? ctx->defaults.data_mb : SBX_DEF_DATA_MB;
-    err = sbx_slot_acquire(ctx, &ws->slot, eb);
-    if (err)
-        goto fail;
+    if (slot != NULL) {
+        ws->slot = *slot;
+        ws->slot.lock_fd = -1; /* borrowed: the holder releases it */
+    } else {
+        err = sbx_slot_acquire(ctx, &ws->slot, eb);
+        if (err)
+            goto fail;
+    }
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         err = errbuf_set(eb, KILN_ERR_IO, "getrandom: %s", strerror(errno));
         goto fail;
     }
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    ws->path = xasprintf("%s/%u-%s", ctx->ws_dir, ws->slot.n, hex);
+    /* <slot>-<pid>-<random>: the pid lets sbx_ctx_recover() find the leftovers of a crashed
+     * kiln process. */
+    ws->path = xasprintf("%s/%u-%d-%s", ctx->ws_dir, ws->slot.n, (int)getpid(), hex);
     if (mkdir(ws->path, 0700) < 0) {
         err = errbuf_set(eb, KILN_ERR_IO, "cannot create %s: %s", ws->path, strerror(errno));
         free(ws->path);
@@ -114,6 +123,19 @@ enum kiln_err sbx_workspace_new(struct sbx_ctx *ctx, long long size_mb, struct s
 fail:
     sbx_workspace_free(ws);
     return err;
+}
+
+enum kiln_err sbx_workspace_new(struct sbx_ctx *ctx, long long size_mb, struct sbx_workspace **out,
+                                struct errbuf *eb)
+{
+    return ws_create(ctx, size_mb, NULL, out, eb);
+}
+
+enum kiln_err sbx_workspace_new_on(struct sbx_ctx *ctx, long long size_mb,
+                                   const struct sbx_slot *slot, struct sbx_workspace **out,
+                                   struct errbuf *eb)
+{
+    return ws_create(ctx, size_mb, slot, out, eb);
 }
 
 /* Empty the directory open at dfd without following anything (unprivileged mode, where there is

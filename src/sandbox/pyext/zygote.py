@@ -1,0 +1,141 @@
+"""kiln's Python zygote (DESIGN.md "Why it is fast"). Runs inside a sandbox of its own, preloads
+the modules named on the command line, and never runs user code: kiln_sbx.serve() forks a child
+per execution, the child isolates itself (same C code as a cold sandbox) and only then comes back
+here, where the job's program runs as __main__ as `python3 code.py` would run it."""
+import sys
+
+CTL_FD = 3
+
+# Imported by every zygote: what the child itself needs (random for reseeding, types, atexit,
+# traceback for errors) and cheap standard modules most programs use, so that no execution pays
+# for them (random alone pulls in hashlib and OpenSSL: ~30 ms).
+BASE = ("atexit", "types", "random", "traceback", "linecache", "math", "json", "re",
+        "collections", "datetime", "itertools", "functools", "time", "threading")
+
+
+def _preload(names):
+    import importlib
+    for name in names:
+        try:
+            importlib.import_module(name)
+            if name == "matplotlib":
+                # The heavy half of matplotlib is pyplot (with the Agg backend of MPLBACKEND).
+                importlib.import_module("matplotlib.pyplot")
+        except Exception as e:  # a missing module only costs the programs that use it time
+            sys.stderr.write("kiln zygote: cannot preload %s: %r\n" % (name, e))
+
+
+def _warm():
+    """Exercise the preloaded libraries once (our code, not the user's): their lazy imports,
+    caches and first-use setup (pandas' plotting backend, matplotlib's fonts and Agg canvas,
+    PNG encoding) then live in the zygote, and no child pays for them."""
+    import io
+    pd = sys.modules.get("pandas")
+    plt = sys.modules.get("matplotlib.pyplot")
+    try:
+        if pd is not None:
+            df = pd.DataFrame({"g": [1, 2, 1], "v": [1.0, 2.0, 3.0], "s": ["a", "b", "c"]})
+            s = df.groupby("g")["v"].sum()
+            df.describe()
+            repr(df)
+            df.to_csv(io.StringIO())
+        if plt is not None:
+            fig, ax = plt.subplots()
+            ax.plot([1, 2], [3, 4], label="x")
+            ax.set_title("warm")
+            ax.legend()
+            if pd is not None:
+                s.plot(ax=ax, kind="bar")
+                df.plot(ax=ax)
+            fig.savefig(io.BytesIO(), format="png")
+            plt.close("all")
+    except Exception as e:
+        sys.stderr.write("kiln zygote: warm-up failed: %r\n" % (e,))
+
+
+def _run(job):
+    import os
+    argv = list(job["argv"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    path = argv[0] if argv[0].startswith("/") else os.path.join("/mnt/data", argv[0])
+    sys.argv = argv
+    sys.path[0] = os.path.dirname(path)
+    # Fresh randomness: every child starts from a copy of the zygote's generators.
+    import random
+    random.seed()
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            np.random.seed()
+        except Exception:
+            pass
+    code = 0
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+        import types
+        main = types.ModuleType("__main__")
+        main.__file__ = path
+        main.__builtins__ = __builtins__
+        main.__cached__ = None
+        sys.modules["__main__"] = main
+        # Issue 6 (Python state) hooks in here: restore the session's globals into
+        # main.__dict__ before the exec, capture them after it (inside the sandbox, seccomp on).
+        compiled = compile(source, path, "exec", dont_inherit=True)
+        del source
+        exec(compiled, main.__dict__)
+    except SystemExit as e:
+        code = _exit_code(e)
+    except BaseException:
+        t, v, tb = sys.exc_info()
+        # Drop this frame: the traceback reads as `python3 code.py`'s does.
+        if tb is not None:
+            v = v.with_traceback(tb.tb_next)
+            tb = tb.tb_next
+        sys.excepthook(t, v, tb)
+        code = 1
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+        import atexit
+        atexit._run_exitfuncs()
+    except SystemExit as e:
+        code = _exit_code(e)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            code = code or 120
+    os._exit(code)
+
+
+def _exit_code(e):
+    c = e.code
+    if c is None:
+        return 0
+    if isinstance(c, int):
+        return c & 0xFF
+    try:
+        sys.stderr.write(str(c) + "\n")
+    except Exception:
+        pass
+    return 1
+
+
+def main():
+    _preload(BASE)
+    _preload([n for n in sys.argv[1:] if n])
+    _warm()
+    import gc
+    gc.collect()
+    gc.freeze()  # keep the preloaded objects out of the children's collections (fewer COW faults)
+    import kiln_sbx
+    job = kiln_sbx.serve(CTL_FD)
+    _run(job)
+
+
+main()
