@@ -48,13 +48,14 @@
 #endif
 
 /* Where the zygote sees its code; its children detach it (they never see it). */
-#define ZYG_EXT_INSIDE    SBX_ZYGOTE_EXT_DIR
-#define ZYG_MAX_MODULES   64
-#define ZYG_READY_MS      120000 /* preloads on a loaded 2-core host: pandas+matplotlib ≈ 1-3 s */
-#define ZYG_FORK_MS       10000  /* a child answering HELLO and READY */
-#define ZYG_EXIT_GRACE_MS 3000   /* the zygote's ZP_EXIT after the child died */
-#define ZYG_MEMORY_MB     2048   /* the zygote's own cgroup (its children have their own) */
-#define ZYG_PIDS          4096
+#define ZYG_EXT_INSIDE     SBX_ZYGOTE_EXT_DIR
+#define ZYG_MAX_MODULES    64
+#define ZYG_READY_MS       120000 /* preloads on a loaded 2-core host: pandas+matplotlib ≈ 1-3 s */
+#define ZYG_READY_SLICE_MS 100    /* how often a launch looks at zyg_stop() */
+#define ZYG_FORK_MS        10000  /* a child answering HELLO and READY */
+#define ZYG_EXIT_GRACE_MS  3000   /* the zygote's ZP_EXIT after the child died */
+#define ZYG_MEMORY_MB      2048   /* the zygote's own cgroup (its children have their own) */
+#define ZYG_PIDS           4096
 
 enum { ZK_LIGHT, ZK_HEAVY, ZK__COUNT };
 
@@ -409,7 +410,13 @@ static enum kiln_err zygote_launch(struct zygote *z, struct errbuf *eb)
             goto fail;
         }
     }
-    rc = recv_hdr(z->ctl, &h, NULL, ZYG_READY_MS);
+    /* Wait for READY in slices, so that zyg_stop() during a slow preload (seconds on a loaded
+     * host) is not held up until the imports finish. */
+    for (long long waited = 0;; waited += ZYG_READY_SLICE_MS) {
+        rc = recv_hdr(z->ctl, &h, NULL, ZYG_READY_SLICE_MS);
+        if (rc != -ETIMEDOUT || waited >= ZYG_READY_MS || atomic_load(&z->set->stopping))
+            break;
+    }
     if (rc < 0 || h.kind != ZP_READY) {
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "the zygote did not start (%s)",
                          rc < 0 ? strerror(-rc) : "protocol");
@@ -614,7 +621,8 @@ static void *manager(void *arg)
                 nanosleep(&ts, NULL);
             }
             if (zygote_launch(z, &eb) != KILN_OK) {
-                fprintf(stderr, "kiln: zygote %d: %s\n", z->kind, eb.msg);
+                if (!atomic_load(&zs->stopping))
+                    fprintf(stderr, "kiln: zygote %d: %s\n", z->kind, eb.msg);
                 backoff = backoff == 0 ? 200 : backoff * 2 > 10000 ? 10000 : backoff * 2;
                 continue;
             }
