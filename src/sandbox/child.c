@@ -313,6 +313,9 @@ void sbx_child_init(const struct sbx_plan *plan)
     rc = switch_ids(plan);
     if (rc < 0)
         fail(plan, SBX_ST_IDS, rc);
+    /* The kernel clears the parent-death signal when our credentials change: arm it again, or a
+     * kill -9 of the server would leave this sandbox running until the next start's reaper. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* After the cgroup attach, so that /proc/self/cgroup shows "/" and nothing of the host. */
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(plan, SBX_ST_CGROUPNS, errno);
