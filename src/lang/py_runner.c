@@ -1,18 +1,14 @@
-/* The runner's bytes, pulled into .rodata by the assembler (as http/assets.c does for the API
- * documents); CMake lists the .py as an OBJECT_DEPENDS of this file. */
+/* The Python state runner's source, embedded with the other static files (util/assets.h). */
 #include "lang/py_runner.h"
 
-__asm__(".section .rodata\n"
-        ".balign 16\n"
-        "kiln_py_runner:\n"
-        ".incbin \"" KILN_SOURCE_DIR "/src/lang/py/kiln_runner.py\"\n"
-        "kiln_py_runner_end:\n"
-        ".previous\n");
-extern const char kiln_py_runner[] __asm__("kiln_py_runner");
-extern const char kiln_py_runner_end[] __asm__("kiln_py_runner_end");
+#include "util/assets.h"
 
 const char *py_runner_source(size_t *len)
 {
-    *len = (size_t)(kiln_py_runner_end - kiln_py_runner);
-    return kiln_py_runner;
+    const struct kiln_asset *a =
+        assets_lookup(kiln_runner_assets, kiln_runner_assets_count, "/kiln_runner.py");
+
+    /* The build embeds the file; its absence is a build bug, not a run-time condition. */
+    *len = a != NULL ? a->len : 0;
+    return a != NULL ? (const char *)a->data : "";
 }

@@ -30,6 +30,15 @@ const char *assets_content_type(const char *path)
     return "application/octet-stream";
 }
 
+const struct kiln_asset *assets_lookup(const struct kiln_asset *table, size_t count,
+                                       const char *path)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(table[i].path, path) == 0)
+            return &table[i];
+    return NULL;
+}
+
 static const struct kiln_asset *find_exact(const char *path, size_t len, const char *suffix)
 {
     size_t slen = strlen(suffix);
