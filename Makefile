@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CMAKE_ARGS ?=
-CTEST_ARGS ?=
+CTEST_ARGS ?= -j$(JOBS)
 JOBS       ?= $(shell nproc)
 
 .PHONY: all setup configure run test unit asan fuzz format check-format lint clean test-client
