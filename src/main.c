@@ -8,6 +8,8 @@ const struct cli_command cli_commands[] = {
     {"serve", "run the HTTP API server", cmd_serve},
     {"run", "run code of one language in a fresh sandbox", cmd_run},
     {"bench-pool", "benchmark: cold sandboxes against the warm pool", cmd_bench_pool},
+    {"keys", "list, create, update or revoke the API keys of a running server", cmd_keys},
+    {"exec", "run code on a kiln server, with files in and out", cmd_exec},
     {"config", "validate, summarise, audit, template or export the configuration", cmd_config},
     {"version", "print the version", cmd_version},
     {"help", "show help for kiln or one command", cmd_help},

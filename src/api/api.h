@@ -11,6 +11,13 @@
 extern const struct http_route api_system_routes[];
 extern const size_t api_system_routes_count;
 
+/* /metrics, /health/detailed, /health/{dependency}, /admin-dashboard (api/ops.c). */
+extern const struct http_route api_ops_routes[];
+extern const size_t api_ops_routes_count;
+/* /api/v1/admin/keys..., /api/v1/admin/stats (mounted HTTP_MOUNT_ADMIN; api/ops.c). */
+extern const struct http_route api_admin_routes[];
+extern const size_t api_admin_routes_count;
+
 /* /__test/...: the http layer's own test routes (deferred answers, uploads, files, errors);
  * flagged HTTP_ROUTE_HIDDEN, mounted only with KILN_TEST_ROUTES=1. */
 extern const struct http_route api_test_routes[];

@@ -9,9 +9,16 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "config/config_log.h"
+#include "core/exec_service.h"
+#include "core/health.h"
+#include "core/health_services.h"
+#include "core/keys.h"
+#include "core/services.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "lang/lang.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 static void serve_usage(FILE *f)
 {
@@ -30,6 +37,15 @@ static void serve_usage(FILE *f)
                "  -h, --help       show this help\n");
 }
 
+/* Shutdown: the executions of api/exec.c run on threads of their own; once the http layer has
+ * cancelled them (their sandboxes are killed), wait until each has completed its handle. */
+static void serve_drain_executions(void *arg)
+{
+    struct kiln_services *svc = arg;
+
+    exec_gate_wait_idle(svc->gate);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *env_file = ".env";
@@ -38,6 +54,12 @@ int cmd_serve(int argc, char **argv)
     struct logger *lg = NULL;
     struct auth *auth = NULL;
     struct http_server *srv = NULL;
+    struct kiln_services *svc = NULL;
+    struct metrics *metrics = NULL;
+    struct health *health = NULL;
+    struct health_services hsctx;
+    struct keys *keys = NULL;
+    const char *langs[64];
     struct http_route_group groups[API_MAX_GROUPS];
     size_t ngroups;
     const char *tr = getenv("KILN_TEST_ROUTES");
@@ -74,15 +96,6 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kiln serve: invalid authentication settings: %s\n", eb.msg);
         goto out;
     }
-    ngroups = api_route_groups(groups, API_MAX_GROUPS);
-    if (ngroups > API_MAX_GROUPS)
-        ngroups = API_MAX_GROUPS;
-    if (http_server_new(&srv, cfg, auth, groups, ngroups, NULL, tr != NULL && strcmp(tr, "1") == 0,
-                        &eb) != KILN_OK) {
-        fprintf(stderr, "kiln serve: %s\n", eb.msg);
-        goto out;
-    }
-    http_server_set_logger(srv, lg);
     /* Block the stop signals before any thread starts, so that only sigwait() below sees them;
      * a peer closing its socket must not kill the server. */
     sigemptyset(&sigs);
@@ -90,6 +103,45 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (services_open(cfg, &svc, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln serve: %s\n", eb.msg);
+        goto out;
+    }
+    {
+        size_t nl = 0;
+        const struct lang *all = lang_all(&nl);
+        struct metrics_options mo = {0};
+        if (nl > sizeof langs / sizeof langs[0])
+            nl = sizeof langs / sizeof langs[0];
+        for (size_t i = 0; i < nl; i++)
+            langs[i] = all[i].code;
+        mo.languages = langs;
+        mo.nlanguages = nl;
+        metrics = metrics_new(&mo);
+    }
+    svc->metrics = metrics;
+    keys = keys_new(cfg, svc->store);
+    svc->keys = keys;
+    auth_set_key_lookup(auth, keys_auth_lookup, keys);
+    health = health_new(&(struct health_options){(double)cfg->health_check_interval,
+                                                 (double)cfg->health_check_timeout});
+    if (health_services_register(health, &hsctx, svc, &eb) != KILN_OK ||
+        health_start(health, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln serve: health checks: %s\n", eb.msg);
+        goto out;
+    }
+    svc->health = health;
+    ngroups = api_route_groups(groups, API_MAX_GROUPS);
+    if (ngroups > API_MAX_GROUPS)
+        ngroups = API_MAX_GROUPS;
+    if (http_server_new(&srv, cfg, auth, groups, ngroups, svc, tr != NULL && strcmp(tr, "1") == 0,
+                        &eb) != KILN_OK) {
+        fprintf(stderr, "kiln serve: %s\n", eb.msg);
+        goto out;
+    }
+    http_server_set_logger(srv, lg);
+    http_server_set_metrics(srv, metrics);
+    http_server_set_drain_hook(srv, serve_drain_executions, svc);
     if (http_server_start(srv, &eb) != KILN_OK) {
         fprintf(stderr, "kiln serve: %s\n", eb.msg);
         goto out;
@@ -103,6 +155,11 @@ int cmd_serve(int argc, char **argv)
     status = CLI_EXIT_OK;
 out:
     http_server_free(srv);
+    /* the health checks use the services: stop them first */
+    health_free(health);
+    keys_free(keys);
+    services_close(svc);
+    metrics_free(metrics);
     auth_free(auth);
     log_free(lg);
     config_free(cfg);

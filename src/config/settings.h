@@ -203,6 +203,8 @@
       "Concurrency", "", "Sessions one entity_id may hold")                                        \
     X(SESSION_TTL_HOURS, session_ttl_hours, INT, "24", 0, 87600, CFG_F_NONE, "Sessions",           \
       "CODE_EXECUTOR_SESSION_TIMEOUT*1/3600", "Session lifetime (hours; 0 = never expire)")        \
+    X(SESSION_TTL_SECONDS, session_ttl_seconds, INT, "0", 0, 315360000, CFG_F_NONE, "Sessions",    \
+      "", "Session lifetime in seconds; > 0 overrides SESSION_TTL_HOURS (tests, short TTLs)")      \
     X(SESSION_CLEANUP_INTERVAL_MINUTES, session_cleanup_interval_minutes, INT, "10", 1, 10080,     \
       CFG_F_NONE, "Sessions", "", "Interval of the expired-session sweeper (minutes)")             \
     X(SESSION_ID_LENGTH, session_id_length, INT, "21", 21, 21, CFG_F_NONE, "Sessions", "",         \

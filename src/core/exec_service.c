@@ -6,11 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <time.h>
 
+#include "core/files.h"
 #include "core/names.h"
 #include "core/sessions.h"
+#include "core/state.h"
 #include "lang/lang.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
 
 #define MIB (1024LL * 1024LL)
@@ -27,7 +31,8 @@ struct exec_gate {
     pthread_cond_t cv;
     long long max_running, max_queued;
     long long running, queued;
-    long long avg_ms; /* moving average of run time, for Retry-After */
+    long long reserved; /* exec_gate_reserve() places held (API requests admitted) */
+    long long avg_ms;   /* moving average of run time, for Retry-After */
 };
 
 struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
@@ -40,6 +45,41 @@ struct exec_gate *exec_gate_new(long long max_running, long long max_queued)
     g->max_queued = max_queued >= 0 ? max_queued : 0;
     g->avg_ms = 1000;
     return g;
+}
+
+enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, struct errbuf *eb)
+{
+    enum kiln_err rc = KILN_OK;
+
+    pthread_mutex_lock(&g->mu);
+    if (g->reserved >= g->max_running + g->max_queued) {
+        long long ahead = g->reserved - g->max_running + 1;
+        *retry_after_s = g->avg_ms * (ahead > 0 ? ahead : 1) / g->max_running / 1000 + 1;
+        rc = errbuf_set(eb, KILN_ERR_RATE_LIMITED,
+                        "Too many executions: %lld running and %lld queued "
+                        "(MAX_CONCURRENT_EXECUTIONS, MAX_QUEUED_EXECUTIONS)",
+                        g->max_running, g->max_queued);
+    } else {
+        g->reserved++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+void exec_gate_release(struct exec_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->reserved--;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void exec_gate_wait_idle(struct exec_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->reserved > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
 }
 
 void exec_gate_free(struct exec_gate *g)
@@ -260,6 +300,42 @@ static enum kiln_err es_resolve(struct kiln_services *svc, const struct exec_req
     return KILN_OK;
 }
 
+/* A reused session (explicit session_id): its own files are mounted too, after the refs (a ref
+ * of the same name wins). */
+static enum kiln_err es_add_session_files(struct kiln_services *svc, const char *sid,
+                                          struct es_inputs *x, struct errbuf *eb)
+{
+    struct store_file *list = NULL;
+    size_t n = 0;
+    enum kiln_err rc = files_list(svc, NULL, sid, &list, &n, eb);
+
+    if (rc)
+        return rc;
+    x->recs = xreallocarray(x->recs, x->n + n + 1, sizeof *x->recs);
+    x->in = xreallocarray(x->in, x->n + n + 1, sizeof *x->in);
+    /* the inputs point into the records (sha256 is an array member): re-point after the move */
+    for (size_t j = 0; j < x->n; j++)
+        x->in[j].sha256 = x->recs[j].sha256;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < x->n; j++)
+            dup = dup || strcmp(x->recs[j].name, list[i].name) == 0;
+        if (dup) {
+            store_file_clear(&list[i]);
+            continue;
+        }
+        x->recs[x->n] = list[i];
+        memset(&list[i], 0, sizeof list[i]);
+        x->in[x->n] = (struct exec_input){.name = x->recs[x->n].name,
+                                          .blob_key = x->recs[x->n].blob_key,
+                                          .size = x->recs[x->n].size,
+                                          .sha256 = x->recs[x->n].sha256};
+        x->n++;
+    }
+    free(list);
+    return KILN_OK;
+}
+
 static long long es_timeout_ms(const struct kiln_config *cfg, long long requested)
 {
     long long max = cfg->max_execution_time * 1000;
@@ -399,6 +475,60 @@ static void es_texts(const struct sbx_result *run, struct exec_response *resp)
     resp->stderr_len = en;
 }
 
+/* --- Python state (core/state.h) ------------------------------------------------------------- */
+
+static void es_note(struct exec_response *resp, const char *text)
+{
+    if (resp->nstate_notes >= 64)
+        return;
+    resp->state_notes =
+        xreallocarray(resp->state_notes, resp->nstate_notes + 1, sizeof *resp->state_notes);
+    resp->state_notes[resp->nstate_notes++] = xstrdup(text);
+}
+
+/* The runner's notes file (untrusted JSON from the sandbox): its "notes" strings. */
+static void es_runner_notes(const char *json, struct exec_response *resp)
+{
+    json_t *root = json != NULL ? json_loads(json, 0, NULL) : NULL;
+    json_t *notes = json_object_get(root, "notes"), *v;
+    size_t i;
+
+    json_array_foreach(notes, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s != NULL)
+            es_note(resp, s);
+    }
+    json_decref(root);
+}
+
+/* After the run: store what the runner captured (validated: it comes from the sandbox) and
+ * report the session's state as it now is. A state that cannot be stored is a note, never a
+ * failed execution. */
+static void es_state_after(struct kiln_services *svc, const char *sid, struct exec_result *res,
+                           struct exec_response *resp)
+{
+    struct state_info info = {0};
+    struct errbuf seb;
+
+    es_runner_notes(res->state_notes, resp);
+    errbuf_clear(&seb);
+    if (res->state_out != NULL &&
+        state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb) != KILN_OK) {
+        char *msg = xasprintf("state not saved: %s", seb.msg);
+        es_note(resp, msg);
+        free(msg);
+        memset(&info, 0, sizeof info);
+    }
+    if (!info.exists)
+        state_info_get(svc, sid, &info, NULL);
+    resp->has_state = info.exists;
+    if (info.exists) {
+        resp->state_size = info.size;
+        memcpy(resp->state_hash, info.sha256, sizeof resp->state_hash);
+    }
+}
+
 static char *es_path(const char *name)
 {
     return xasprintf("/mnt/data/%s", name);
@@ -436,9 +566,83 @@ static void es_response_files(const struct es_inputs *x, const struct exec_resul
     }
 }
 
+/* The metrics status of an execution (metrics.h METRICS_EXEC_STATUSES): rc and, when it ran,
+ * the sandbox's status and exit code. */
+static const char *es_metrics_status(enum kiln_err rc, const struct exec_response *resp)
+{
+    static const struct {
+        const char *sbx, *metric;
+    } map[] = {{"timeout", "timeout"},
+               {"oom", "memory_limit"},
+               {"output_limit", "failed"},
+               {"killed", "error"},
+               {"error", "failed"}};
+
+    if (rc == KILN_ERR_INVALID || rc == KILN_ERR_RATE_LIMITED || rc == KILN_ERR_FORBIDDEN ||
+        rc == KILN_ERR_NOT_FOUND)
+        return "rejected";
+    if (rc != KILN_OK || resp->status == NULL)
+        return "error";
+    if (strcmp(resp->status, "ok") == 0)
+        return resp->exit_code == 0 && resp->signal == 0 ? "completed" : "failed";
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(resp->status, map[i].sbx) == 0)
+            return map[i].metric;
+    return "other";
+}
+
+/* Active and queued gauges from the gate, after it changed. */
+static void es_metrics_gate(struct kiln_services *svc)
+{
+    long long running = 0, queued = 0;
+
+    if (svc->metrics == NULL || svc->gate == NULL)
+        return;
+    exec_gate_stats(svc->gate, &running, &queued);
+    metrics_gauge_set(svc->metrics, METRIC_EXECUTIONS_ACTIVE, NULL, running);
+    metrics_gauge_set(svc->metrics, METRIC_EXECUTIONS_QUEUED, NULL, queued);
+}
+
+static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request *req,
+                            struct exec_response *resp, struct exec_error_info *info,
+                            struct errbuf *eb, long long *ran_ms);
+
+void exec_service_count_refusal(struct kiln_services *svc, const char *lang)
+{
+    const struct lang *l = lang != NULL ? lang_find(lang) : NULL;
+    const char *labels[2] = {l != NULL ? l->code : "other", "rejected"};
+
+    if (svc->metrics != NULL)
+        metrics_inc(svc->metrics, METRIC_EXECUTIONS_TOTAL, labels);
+}
+
 enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_request *req,
                                struct exec_response *resp, struct exec_error_info *info,
                                struct errbuf *eb)
+{
+    long long ran_ms = -1;
+    enum kiln_err rc = es_run(svc, req, resp, info, eb, &ran_ms);
+
+    if (svc->metrics != NULL) {
+        const struct lang *l = req->lang != NULL ? lang_find(req->lang) : NULL;
+        const char *status = es_metrics_status(rc, resp);
+        const char *labels[2] = {l != NULL ? l->code : "other", status};
+        /* only a run has a duration: refusals are counted without skewing the latencies */
+        if (ran_ms >= 0)
+            metrics_record_execution(svc->metrics, labels[0], status, (double)ran_ms / 1e3, 0);
+        else
+            metrics_inc(svc->metrics, METRIC_EXECUTIONS_TOTAL, labels);
+        if (rc == KILN_OK)
+            metrics_observe(svc->metrics, METRIC_EXECUTION_QUEUE_WAIT, NULL,
+                            (double)resp->queue_wait_ms / 1e3);
+        es_metrics_gate(svc);
+    }
+    return rc;
+}
+
+static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request *req,
+                            struct exec_response *resp, struct exec_error_info *info,
+                            struct errbuf *eb, long long *ran_ms)
 {
     const struct kiln_config *cfg = svc->cfg;
     struct es_inputs x = {0};
@@ -449,7 +653,10 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     size_t nrecs = 0;
     const char **ref_sids = NULL;
     long long timeout_ms, waited = 0, started;
-    bool created = false, entered = false;
+    bool created = false, entered = false, with_state;
+    void *state_in = NULL;
+    size_t state_in_len = 0;
+    char *state_note = NULL;
     char lang[16];
     enum kiln_err rc;
 
@@ -472,9 +679,26 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
                          &session, &created, eb);
     if (rc)
         goto out;
+    if (!created && req->session_id != NULL && strcmp(session.id, req->session_id) == 0) {
+        rc = es_add_session_files(svc, session.id, &x, eb);
+        if (rc)
+            goto out;
+    }
     rc = es_keys_make(&keys, session.id, (size_t)cfg->max_output_files, eb);
     if (rc)
         goto out;
+
+    with_state = cfg->state_persistence_enabled && strcmp(lang, "py") == 0;
+    if (with_state && !created) {
+        struct state_info si;
+        /* none, or a corrupted copy (dropped, noted): the program starts without state */
+        if (state_load(svc, session.id, &state_in, &state_in_len, &si, &state_note, NULL) !=
+            KILN_OK) {
+            free(state_in);
+            state_in = NULL;
+            state_in_len = 0;
+        }
+    }
 
     rc = gate_enter(svc->gate, req->cancel_fd, &waited,
                     info != NULL ? &info->retry_after_s : &(long long){0}, eb);
@@ -482,6 +706,7 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
         goto out;
     entered = true;
     started = gate_now_ms();
+    es_metrics_gate(svc);
     timeout_ms = es_timeout_ms(cfg, req->timeout_ms);
     struct exec_job job = {
         .lang = lang,
@@ -496,9 +721,15 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
         .nkeys = keys.n,
         .max_file_size = cfg->max_file_size_mb * MIB,
         .cancel_fd = req->cancel_fd,
+        .state_enabled = with_state,
+        .state_in = state_in,
+        .state_in_len = state_in_len,
+        .state_max_bytes = cfg->state_max_size_mb * MIB,
+        .state_capture_on_error = cfg->state_capture_on_error,
     };
     rc = svc->exec->ops->run(svc->exec, &job, &res, eb);
-    gate_leave(svc->gate, gate_now_ms() - started);
+    *ran_ms = gate_now_ms() - started;
+    gate_leave(svc->gate, *ran_ms);
     entered = false;
     if (rc)
         goto out;
@@ -519,6 +750,10 @@ enum kiln_err exec_service_run(struct kiln_services *svc, const struct exec_requ
     resp->queue_wait_ms = waited;
     es_response_files(&x, &res, recs, nrecs, req->echo_inherited, resp);
     resp->files_skipped = res.skipped;
+    if (state_note != NULL)
+        es_note(resp, state_note);
+    if (with_state)
+        es_state_after(svc, session.id, &res, resp);
 out:
     if (entered)
         gate_leave(svc->gate, gate_now_ms() - started);
@@ -530,6 +765,8 @@ out:
     es_keys_free(&keys);
     store_session_clear(&session);
     free(ref_sids);
+    free(state_in);
+    free(state_note);
     es_inputs_free(&x);
     if (rc)
         exec_response_clear(resp);
@@ -547,5 +784,6 @@ void exec_response_clear(struct exec_response *resp)
         free(resp->files[i].path);
     }
     free(resp->files);
+    store_strings_free(resp->state_notes, resp->nstate_notes);
     memset(resp, 0, sizeof *resp);
 }

@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "core/services.h"
+#include "util/sha256.h"
 
 /* A file ref of either generation: gen 1 {id, name, session_id}, gen 2 {id, resource_id, name,
  * storage_session_id, kind, version}. The API passes session_id = storage_session_id when
@@ -75,6 +76,17 @@ struct exec_response {
     size_t nfiles;
     size_t files_skipped; /* outputs left out by MAX_OUTPUT_FILES / MAX_FILE_SIZE_MB */
     long long queue_wait_ms;
+    /* Python state after the run (core/state.h): has_state false → the API writes
+     * "state_size": null, "state_hash": null. state_notes (nstate_notes strings, owned) say
+     * what was not saved or restored ("variable 'g' not saved: generator cannot be pickled…",
+     * "state not saved: 5.0 MB exceeds STATE_MAX_SIZE_MB (1 MB)", "stored state was corrupted
+     * and has been dropped"); the API writes them as the array "state_notes", omitted when
+     * empty (docs/state.md). */
+    bool has_state;
+    long long state_size;
+    char state_hash[SHA256_HEX_BUF];
+    char **state_notes;
+    size_t nstate_notes;
 };
 
 /* Extra facts of a refusal for the error body: the `details` entry and Retry-After. */
@@ -83,6 +95,11 @@ struct exec_error_info {
     char code[40];           /* "empty_code", "unsupported_language", … or "" */
     long long retry_after_s; /* > 0 with KILN_ERR_RATE_LIMITED */
 };
+
+/* Count an execution refused before it reached exec_service_run() (validation failed, no place
+ * in the queue) as kiln_executions_total{status="rejected"}; lang may be NULL or unknown
+ * ("other"). A no-op without metrics. */
+void exec_service_count_refusal(struct kiln_services *svc, const char *lang);
 
 /* Check req without running anything: code non-empty after whitespace (`empty_code`), lang one
  * of the 13 (`unsupported_language`), entity_id, session id shape, file refs' ids. */
@@ -102,6 +119,17 @@ void exec_response_clear(struct exec_response *resp);
 
 /* The admission gate: at most max_running executions at once, at most max_queued waiting. */
 struct exec_gate *exec_gate_new(long long max_running, long long max_queued);
+
+/* Reserve a place for one coming execution without waiting (the API does this on its poll
+ * thread before it hands the request to a thread of its own): KILN_ERR_RATE_LIMITED with
+ * *retry_after_s when MAX_CONCURRENT_EXECUTIONS + MAX_QUEUED_EXECUTIONS places are already
+ * held. A holder calls exec_service_run() (which then never finds the queue full) and
+ * exec_gate_release() after it returned. */
+enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, struct errbuf *eb);
+void exec_gate_release(struct exec_gate *g);
+
+/* Wait until every reserved place is released (shutdown, before services_close()). */
+void exec_gate_wait_idle(struct exec_gate *g);
 
 /* NULL is a no-op. No execution may be inside the gate. */
 void exec_gate_free(struct exec_gate *g);

@@ -10,6 +10,7 @@
 
 #include "core/exec_service.h"
 #include "core/sessions.h"
+#include "core/state.h"
 #include "lang/lang.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/zygote.h"
@@ -83,11 +84,19 @@ static enum kiln_err services_open_exec(struct kiln_services *svc, struct errbuf
                           "EXECUTION_MODE=%s is not available in this build", cfg->execution_mode);
     opts.run_dir = cfg->sandbox_run_dir;
     opts.uid_base = (unsigned)cfg->sandbox_uid_base;
-    opts.slots = (unsigned)cfg->max_concurrent_executions;
+    /* The gate bounds concurrency; the slot range only has to be free. Slot locks are
+     * host-wide (other kiln instances, `kiln run`, leftovers of a crash being reaped share
+     * them), so scan a range wider than our own concurrency instead of failing with "all
+     * slots busy" while our gate still admits. */
+    opts.slots =
+        (unsigned)(cfg->max_concurrent_executions * 4 > 64 ? cfg->max_concurrent_executions * 4
+                                                           : 64);
     opts.defaults.wall_ms = cfg->max_execution_time * 1000;
     opts.defaults.memory_mb = cfg->max_memory_mb;
     opts.defaults.pids = cfg->max_pids;
     opts.defaults.open_files = cfg->max_open_files;
+    /* sandboxes a crashed predecessor left running die before we start our own */
+    exec_local_reap_orphans(cfg->sandbox_run_dir);
     rc = sbx_ctx_new(&svc->sbx, &opts, eb);
     if (rc)
         return rc;
@@ -129,7 +138,10 @@ enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services 
     rc = sessions_recover(svc, &rec, eb);
     if (rc)
         goto fail;
-    if (cfg->session_ttl_hours > 0) {
+    rc = state_ctx_new(svc, &svc->state, eb);
+    if (rc)
+        goto fail;
+    if (cfg->session_ttl_hours > 0 || cfg->session_ttl_seconds > 0) {
         rc = sessions_sweeper_start(svc, &svc->sweeper, eb);
         if (rc)
             goto fail;
@@ -146,6 +158,9 @@ void services_close(struct kiln_services *svc)
     if (svc == NULL)
         return;
     sessions_sweeper_stop(svc->sweeper);
+    if (svc->gate != NULL)
+        exec_gate_wait_idle(svc->gate); /* API threads still finishing their executions */
+    state_ctx_free(svc->state);
     exec_gate_free(svc->gate);
     if (svc->exec != NULL)
         svc->exec->ops->close(svc->exec);

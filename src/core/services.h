@@ -15,6 +15,10 @@
 
 struct exec_gate;
 struct sessions_sweeper;
+struct state_ctx;
+struct metrics;
+struct health;
+struct keys;
 
 /* Milliseconds since the epoch; tests substitute a fake clock. */
 typedef long long (*services_clock_fn)(void *arg);
@@ -28,8 +32,13 @@ struct kiln_services {
     struct sbx_ctx *sbx;              /* the local backend's sandbox context, or NULL */
     struct zyg_set *zyg;              /* the Python zygotes (POD_POOL_ENABLED, root), or NULL */
     struct sessions_sweeper *sweeper; /* the background TTL sweeper, or NULL */
+    struct state_ctx *state;          /* Python state: write lock + archiver (core/state.h) */
     services_clock_fn clock;          /* NULL = the real clock */
     void *clock_arg;
+    /* Operations (issue 7), set by `kiln serve` after services_open(); borrowed, may be NULL. */
+    struct metrics *metrics; /* exec_service_run() records every execution there */
+    struct health *health;   /* /health/detailed */
+    struct keys *keys;       /* managed API keys (admin API) */
 };
 
 /* Open the backends cfg names (creating DATA_DIR), run the start-up recovery
@@ -39,7 +48,8 @@ struct kiln_services {
 enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services **out,
                             struct errbuf *eb);
 
-/* Stop the sweeper and close every backend. NULL is a no-op. */
+/* Stop the sweeper, wait for reserved executions (exec_gate_wait_idle()), close every backend.
+ * NULL is a no-op. */
 void services_close(struct kiln_services *svc);
 
 /* The current time in ms (svc->clock when set). */

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/ids.h"
+#include "core/state.h"
 #include "util/xmalloc.h"
 
 /* Sessions swept per store round trip. */
@@ -35,8 +36,9 @@ bool sessions_visible(const struct store_session *s, const char *user)
 
 static long long sessions_expiry(const struct kiln_services *svc, long long now)
 {
-    long long ttl = svc->cfg->session_ttl_hours;
-    return ttl > 0 ? now + ttl * 3600LL * 1000LL : 0;
+    long long ttl_s = svc->cfg->session_ttl_seconds > 0 ? svc->cfg->session_ttl_seconds
+                                                        : svc->cfg->session_ttl_hours * 3600LL;
+    return ttl_s > 0 ? now + ttl_s * 1000LL : 0;
 }
 
 /* Delete the bytes of keys; failures leave orphans for the next recovery, never an error. */
@@ -147,6 +149,7 @@ enum kiln_err sessions_delete(struct kiln_services *svc, const char *sid, struct
         return rc;
     sessions_drop_bytes(svc, keys, n);
     store_strings_free(keys, n);
+    state_delete(svc, sid, NULL);
     return KILN_OK;
 }
 
@@ -190,8 +193,11 @@ static enum kiln_err sessions_orphan_cb(void *arg, const char *key)
 {
     struct sessions_orphans *o = arg;
     bool ref = true;
-    enum kiln_err rc = o->svc->store->ops->blob_key_referenced(o->svc->store, key, &ref, NULL);
+    enum kiln_err rc;
 
+    if (state_blob_key(key)) /* archived Python state: core/state.c owns and expires it */
+        return KILN_OK;
+    rc = o->svc->store->ops->blob_key_referenced(o->svc->store, key, &ref, NULL);
     if (rc)
         return rc;
     if (!ref) {
@@ -244,6 +250,11 @@ static void *sessions_sweeper_main(void *arg)
 {
     struct sessions_sweeper *sw = arg;
     long long interval_s = sw->svc->cfg->session_cleanup_interval_minutes * 60;
+    long long ttl_s = sw->svc->cfg->session_ttl_seconds;
+
+    /* a seconds-scale TTL is swept at that scale */
+    if (ttl_s > 0 && ttl_s < interval_s)
+        interval_s = ttl_s;
 
     pthread_mutex_lock(&sw->mu);
     while (!sw->stop) {

@@ -47,6 +47,15 @@ struct exec_job {
     size_t nkeys;
     long long max_file_size; /* bytes; larger outputs are skipped */
     int cancel_fd;           /* -1, or an fd that becomes readable to kill the run */
+    /* Python state (issue 6, lang py only): when state_enabled the program runs under the
+     * state runner (src/lang/py/kiln_runner.py), which restores state_in (NULL = none) before
+     * the run and captures the globals after it into res->state_out (at most state_max_bytes
+     * of pickle; also after a failed run when state_capture_on_error). */
+    bool state_enabled;
+    const void *state_in;
+    size_t state_in_len;
+    long long state_max_bytes;
+    bool state_capture_on_error;
 };
 
 /* One collected file, stored under out_keys[key_index]. */
@@ -65,6 +74,11 @@ struct exec_result {
     size_t noutputs;
     bool *input_unchanged; /* ninputs flags: still present and byte-identical after the run */
     size_t skipped;        /* files left out by the caps (count or size) */
+    /* Python state: the blob the runner captured (untrusted: validate before storing) and its
+     * notes file ({"saved","size","notes":[…]}, untrusted JSON); NULL when absent. */
+    void *state_out;
+    size_t state_out_len;
+    char *state_notes; /* NUL-terminated */
 };
 
 /* Free the buffers of r and zero it. NULL is a no-op. */
@@ -96,6 +110,13 @@ struct exec {
 
 /* The local backend on the sandbox library: sbx and blob are borrowed and must outlive it.
  * Caller frees with ex->ops->close(ex). */
+/* Start-up recovery of the local backend (exec/local_reap.c): kill and remove the sandboxes
+ * and cgroups left by a kiln process that died (kill -9), identified by the dead supervisor pid
+ * in their cgroup names, and the workspace mounts under run_dir/ws whose uid slot nobody holds;
+ * other live instances' sandboxes are untouched. Returns how many orphans were removed. Call before
+ * serving. */
+long exec_local_reap_orphans(const char *run_dir);
+
 enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec **out,
                              struct errbuf *eb);
 

@@ -9,6 +9,7 @@
  *      as it goes, with the size cap enforced on the bytes actually read. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,12 +17,16 @@
 #include "blob/blob.h"
 #include "exec/exec.h"
 #include "lang/lang.h"
+#include "lang/py_runner.h"
 #include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
 /* How deep and how many entries the output walk visits at most. */
 #define LOCAL_WALK_DEPTH   32
 #define LOCAL_WALK_ENTRIES 20000
+
+/* Largest notes file of the state runner read back. */
+#define LOCAL_NOTES_MAX 65536
 
 /* Copy buffer of mounts and collection. */
 #define LOCAL_CHUNK 65536
@@ -57,6 +62,7 @@ struct local_walk {
     size_t nselected;
     struct sha256 *h;
     char *buf;
+    bool state; /* the program ran under the state runner: pick up its files */
 };
 
 void exec_result_clear(struct exec_result *r)
@@ -68,6 +74,8 @@ void exec_result_clear(struct exec_result *r)
         free(r->outputs[i].name);
     free(r->outputs);
     free(r->input_unchanged);
+    free(r->state_out);
+    free(r->state_notes);
     memset(r, 0, sizeof *r);
 }
 
@@ -120,11 +128,60 @@ static enum kiln_err local_hash_fd(struct local_walk *w, int fd, char out[SHA256
     return KILN_OK;
 }
 
+/* Read the whole of fd (at most max bytes, else nothing) into a NUL-terminated buffer. */
+static void local_slurp(int fd, const struct stat *st, long long max, void **out, size_t *len)
+{
+    char *buf;
+    size_t off = 0, want;
+
+    if ((long long)st->st_size > max || *out != NULL)
+        return;
+    want = (size_t)st->st_size;
+    buf = xmalloc(want + 1);
+    while (off < want) {
+        ssize_t n = pread(fd, buf + off, want - off, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    if (off != want) {
+        free(buf);
+        return;
+    }
+    buf[off] = '\0';
+    *out = buf;
+    *len = off;
+}
+
+/* The state runner's results: picked up by the same walk (so the walker's rules — regular
+ * file, one link, no symlink anywhere — apply), never offered as outputs (hidden path). */
+static bool local_walk_state(struct local_walk *w, const char *rel, int fd, const struct stat *st)
+{
+    if (!w->state)
+        return false;
+    if (strcmp(rel, PY_RUNNER_STATE_OUT) == 0) {
+        /* lz4 may expand an incompressible pickle a little */
+        long long max = w->job->state_max_bytes + w->job->state_max_bytes / 128 + 65536;
+        local_slurp(fd, st, max, &w->res->state_out, &w->res->state_out_len);
+        return true;
+    }
+    if (strcmp(rel, PY_RUNNER_NOTES) == 0) {
+        size_t n = 0;
+        local_slurp(fd, st, LOCAL_NOTES_MAX, (void **)&w->res->state_notes, &n);
+        return true;
+    }
+    return false;
+}
+
 static enum kiln_err local_walk_list(void *arg, const char *rel, int fd, const struct stat *st)
 {
     struct local_walk *w = arg;
     long idx;
 
+    if (local_walk_state(w, rel, fd, st))
+        return KILN_OK;
     if (local_skipped_path(rel) || strcmp(rel, w->source) == 0)
         return KILN_OK;
     idx = local_input_index(w->job, rel);
@@ -282,6 +339,54 @@ static enum kiln_err local_mount(struct local_exec *le, struct sbx_workspace *ws
     return KILN_OK;
 }
 
+/* Run the program under the state runner: the runner and the previous state go into the
+ * workspace (after the inputs, so that no input can take their names) and the run step becomes
+ *   python3 /mnt/data/.kiln/kiln_runner.py [--state-in …] --state-out … --notes …
+ *           --max-bytes N [--capture-on-error] -- code.py args…
+ * (argv[0] and everything after it are the language row's own). *argv is owned by the caller;
+ * its strings point into lj, *maxbuf and static data. */
+static enum kiln_err local_state_prepare(struct sbx_workspace *ws, const struct exec_job *job,
+                                         struct lang_job *lj, const char ***argv_out, char *maxbuf,
+                                         size_t maxbuf_len, struct errbuf *eb)
+{
+    struct sbx_step *step = &lj->steps[lj->job.nsteps - 1];
+    const char **argv;
+    size_t n = 0, i = 0, len;
+    const char *src = py_runner_source(&len);
+    enum kiln_err rc;
+
+    rc = sbx_workspace_put(ws, PY_RUNNER_FILE, src, len, -1, eb);
+    if (rc == KILN_OK && job->state_in != NULL)
+        rc = sbx_workspace_put(ws, PY_RUNNER_STATE_IN, job->state_in, job->state_in_len, -1, eb);
+    if (rc)
+        return rc;
+    while (step->argv[n] != NULL)
+        n++;
+    argv = xcalloc(n + 16, sizeof *argv);
+    snprintf(maxbuf, maxbuf_len, "%lld", job->state_max_bytes);
+    argv[i++] = step->argv[0];
+    argv[i++] = "/mnt/data/" PY_RUNNER_FILE;
+    if (job->state_in != NULL) {
+        argv[i++] = "--state-in";
+        argv[i++] = "/mnt/data/" PY_RUNNER_STATE_IN;
+    }
+    argv[i++] = "--state-out";
+    argv[i++] = "/mnt/data/" PY_RUNNER_STATE_OUT;
+    argv[i++] = "--notes";
+    argv[i++] = "/mnt/data/" PY_RUNNER_NOTES;
+    argv[i++] = "--max-bytes";
+    argv[i++] = maxbuf;
+    if (job->state_capture_on_error)
+        argv[i++] = "--capture-on-error";
+    argv[i++] = "--";
+    for (size_t k = 1; k < n; k++)
+        argv[i++] = step->argv[k];
+    argv[i] = NULL;
+    step->argv = argv;
+    *argv_out = argv;
+    return KILN_OK;
+}
+
 static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, struct exec_result *res,
                                struct errbuf *eb)
 {
@@ -290,6 +395,8 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     struct sbx_workspace *ws = NULL;
     struct lang_job *lj = NULL;
     struct local_walk w = {0};
+    const char **state_argv = NULL;
+    char maxbuf[32];
     enum kiln_err rc;
 
     if (l == NULL)
@@ -307,6 +414,13 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     if (rc)
         goto out;
     lj->job.cancel_fd = job->cancel_fd;
+    if (job->state_enabled && strcmp(l->code, "py") == 0) {
+        rc = local_state_prepare(ws, job, lj, &state_argv, maxbuf, sizeof maxbuf, eb);
+        if (rc)
+            goto out;
+    }
+    /* zyg_run() takes any plain `python3 FILE ARGS` — the state runner's argv is one, and runs
+     * in a zygote child like any program — and falls back to sbx_run() by itself. */
     if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE)
         rc = zyg_run(le->zyg, &lj->job, job->code, job->code_len, &res->run, eb);
     else
@@ -315,6 +429,7 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         goto out;
 
     w = (struct local_walk){.job = job, .blob = le->blob, .source = l->source, .res = res};
+    w.state = state_argv != NULL;
     w.h = sha256_new();
     w.buf = xmalloc(LOCAL_CHUNK);
     rc = sbx_workspace_walk(ws, LOCAL_WALK_DEPTH, LOCAL_WALK_ENTRIES, local_walk_list, &w, eb);
@@ -344,6 +459,7 @@ out:
     }
     free(w.cands);
     free(w.buf);
+    free(state_argv);
     sha256_free(w.h);
     lang_job_free(lj);
     sbx_workspace_free(ws);

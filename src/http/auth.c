@@ -360,13 +360,15 @@ static enum kiln_err auth_verify_normal(struct auth *a, struct auth_span cand,
     if (jwt_cand)
         goto out;
     if (a->lookup != NULL) {
-        rc = a->lookup(a->lookup_arg, d, key_id, retry_after_s, eb);
+        if (eb != NULL)
+            eb->msg[0] = '\0';
+        rc = a->lookup(a->lookup_arg, d, key_id, retry_after_s, res, eb);
         if (rc == KILN_OK) {
             res->method = AUTH_KEY;
             memcpy(res->key_id, key_id, sizeof key_id);
             goto out;
         }
-        if (rc != KILN_ERR_UNAUTHORIZED)
+        if (rc != KILN_ERR_UNAUTHORIZED || (eb != NULL && eb->msg[0] != '\0'))
             goto out;
     }
     rc = errbuf_set(eb, KILN_ERR_UNAUTHORIZED, "Invalid API key");
@@ -468,7 +470,7 @@ enum kiln_err auth_check(struct auth *a, const struct auth_request *req, struct 
 out:
     if (c.basic != NULL)
         OPENSSL_clear_free(c.basic, c.basic_cap);
-    if (rc == KILN_OK)
+    if (rc == KILN_OK || rc == KILN_ERR_RATE_LIMITED)
         *res = r;
     if (rc == KILN_ERR_RATE_LIMITED && retry_after_s != NULL)
         *retry_after_s = retry > 0 ? retry : 1;

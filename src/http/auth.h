@@ -40,6 +40,12 @@ struct auth_result {
     char key_id[64];   /* stable non-secret id of the key used: the first 16 hex digits of
                           its SHA-256 ("" for JWT, trusted and disabled auth) */
     char user_id[128]; /* JWT `sub`, "" otherwise */
+    /* Managed keys with rate limits: the window closest to its limit (on success) or the window
+     * that was exceeded (KILN_ERR_RATE_LIMITED), for the X-RateLimit-* headers. rl_limit 0 =
+     * no such window. */
+    long rl_limit;     /* requests allowed in the window */
+    long rl_remaining; /* requests left in it */
+    long rl_reset_s;   /* seconds until it resets (>= 1) */
 };
 
 struct auth;
@@ -57,7 +63,9 @@ void auth_free(struct auth *a);
  *                          ("Ambiguous authentication headers")
  *   KILN_ERR_FORBIDDEN     admin route with a valid non-master credential, or any admin request
  *                          while MASTER_API_KEY is unset (admin closed)
- *   KILN_ERR_RATE_LIMITED  too many failures from this client IP; *retry_after_s is set (>= 1)
+ *   KILN_ERR_RATE_LIMITED  too many failures from this client IP, or a managed key's own rate
+ *                          limit; *retry_after_s is set (>= 1) and res->rl_* names the managed
+ *                          key's window (rl_limit 0 for the client-IP limit)
  *   KILN_ERR_UNAVAILABLE   the managed-key lookup (auth_set_key_lookup) is down
  * Only wrong credentials count toward the client IP's limit (a missing key, ambiguous or
  * malformed headers do not, so a keyless LibreChat is not locked out by its own retries); a
@@ -75,10 +83,13 @@ enum kiln_err auth_check(struct auth *a, const struct auth_request *req, struct 
  *   KILN_ERR_UNAUTHORIZED  unknown or revoked key (counts as a failure)
  *   KILN_ERR_RATE_LIMITED  the key's own rate limit is exhausted; set *retry_after_s
  *   KILN_ERR_UNAVAILABLE   the store cannot answer (not counted as a failure)
- * and may fill eb for the last two. It runs on the request's thread, concurrently. */
+ * and may fill eb for the last two (and for KILN_ERR_UNAUTHORIZED, e.g. "API key disabled",
+ * which auth_check then reports instead of "Invalid API key"). It may fill res->rl_* (the rate
+ * window of the key), on success and with KILN_ERR_RATE_LIMITED. It runs on the request's
+ * thread, concurrently. */
 typedef enum kiln_err (*auth_key_lookup_fn)(void *arg, const unsigned char sha256[32],
                                             const char *key_id, long *retry_after_s,
-                                            struct errbuf *eb);
+                                            struct auth_result *res, struct errbuf *eb);
 
 /* Install the managed-key hook (NULL fn removes it); arg is passed back, borrowed. Call at
  * start-up before the first auth_check(): it is not synchronised with running checks. */

@@ -22,7 +22,10 @@ struct http_server {
     const struct kiln_config *cfg; /* borrowed */
     struct auth *auth;             /* borrowed */
     void *app;                     /* borrowed */
-    struct logger *log;            /* borrowed; NULL = the process default logger */
+    void (*drain_fn)(void *);      /* http_server_set_drain_hook(), or NULL */
+    void *drain_arg;
+    struct logger *log;      /* borrowed; NULL = the process default logger */
+    struct metrics *metrics; /* borrowed; NULL = no request metrics */
     struct router *router;
     struct MHD_Daemon *daemon;   /* the API: plain, or TLS when ENABLE_HTTPS */
     struct MHD_Daemon *redirect; /* plain listener answering redirects to HTTPS */
@@ -70,6 +73,7 @@ struct http_req {
     struct MHD_PostProcessor *pp;
     bool part_open;
     uint64_t part_bytes;
+    uint64_t file_bytes_in; /* bytes of multipart parts with a filename (upload metrics) */
     char *part_field, *part_filename;
 
     void *state;
@@ -83,6 +87,7 @@ struct http_req {
     struct http_hdr *hdrs;
     bool queued;
     uint64_t bytes_out;
+    bool file_reply; /* answered with http_reply_file() (download metrics) */
     struct http_deferred *deferred;
 };
 

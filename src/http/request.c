@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "util/metrics.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -100,11 +101,40 @@ void http_req_free_hdrs(struct http_req *req)
     }
 }
 
+/* The route label of req for the metrics: the matched pattern with its mount's prefix for admin
+ * routes, the dashboard's files folded into one; NULL (counted as "other") when none matched. */
+static const char *http_req_route_label(const struct http_req *req, char *buf, size_t size)
+{
+    const struct http_route *r = req->match.route;
+
+    if (req->rstatus != ROUTER_FOUND || r == NULL)
+        return NULL;
+    if (strncmp(r->pattern, "/admin-dashboard", 16) == 0)
+        return "/admin-dashboard";
+    if (req->match.mount == HTTP_MOUNT_ADMIN) {
+        snprintf(buf, size, "/api/v1/admin%s", r->pattern);
+        return buf;
+    }
+    return r->pattern;
+}
+
 void http_req_end(struct http_req *req)
 {
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
+    if (req->srv->metrics != NULL) {
+        char buf[160];
+        metrics_record_http(req->srv->metrics, http_req_route_label(req, buf, sizeof buf),
+                            req->method, (int)req->status,
+                            (double)(now.tv_sec - req->start.tv_sec) +
+                                (double)(now.tv_nsec - req->start.tv_nsec) / 1e9);
+        /* file bytes whatever the handler: accepted uploads in, files served out */
+        if (req->file_bytes_in > 0 && req->status >= 200 && req->status < 300)
+            metrics_add(req->srv->metrics, METRIC_UPLOAD_BYTES_TOTAL, NULL, req->file_bytes_in);
+        if (req->file_reply && req->status >= 200 && req->status < 300)
+            metrics_add(req->srv->metrics, METRIC_DOWNLOAD_BYTES_TOTAL, NULL, req->bytes_out);
+    }
     if (req->srv->cfg->enable_access_logs)
         log_access(req->srv->log ? req->srv->log : log_default(), req->id, req->method, req->path,
                    (int)req->status, (long long)req->bytes_out,
@@ -438,6 +468,7 @@ void http_reply_file(struct http_req *req, int fd, uint64_t size, const char *co
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
     }
     http_req_set_resp(req, rng > 0 ? 206 : 200, r, len);
+    req->file_reply = true;
 }
 
 /* ---- common headers ---- */

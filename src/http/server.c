@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "util/metrics.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -23,6 +24,34 @@
 #define HTTP_PP_BUFFER (64 * 1024)
 
 /* ---- auth ---- */
+
+/* The kiln_auth_failures_total reason of a refusal (metrics.h METRICS_AUTH_REASONS). */
+static const char *http_auth_reason(enum kiln_err rc, const char *msg)
+{
+    if (rc == KILN_ERR_RATE_LIMITED)
+        return "rate_limited";
+    if (rc == KILN_ERR_FORBIDDEN)
+        return "forbidden";
+    if (strcmp(msg, "Missing API key") == 0)
+        return "missing";
+    if (strcmp(msg, "API key disabled") == 0)
+        return "disabled";
+    return "invalid";
+}
+
+/* X-RateLimit-* of a managed key's tightest window on an accepted request. */
+static void http_req_ratelimit_headers(struct http_req *req, long limit, long remaining,
+                                       long reset_s)
+{
+    char num[32];
+
+    snprintf(num, sizeof num, "%ld", limit);
+    http_reply_header(req, "X-RateLimit-Limit", num);
+    snprintf(num, sizeof num, "%ld", remaining);
+    http_reply_header(req, "X-RateLimit-Remaining", num);
+    snprintf(num, sizeof num, "%lld", (long long)time(NULL) + reset_s);
+    http_reply_header(req, "X-RateLimit-Reset", num);
+}
 
 /* Authenticate req with what it presented (body_key: from a JSON body, may be NULL). Answers the
  * failure itself and returns false then. */
@@ -40,11 +69,19 @@ static bool http_req_authenticate(struct http_req *req, const char *body_key)
     enum kiln_err rc;
 
     errbuf_clear(&eb);
+    memset(&req->auth, 0, sizeof req->auth);
     rc = auth_check(req->srv->auth, &ar, &req->auth, &retry, &eb);
     if (rc == KILN_OK) {
         req->has_auth = true;
         req->authed = true;
+        if (req->auth.rl_limit > 0)
+            http_req_ratelimit_headers(req, req->auth.rl_limit, req->auth.rl_remaining,
+                                       req->auth.rl_reset_s);
         return true;
+    }
+    if (req->srv->metrics != NULL) {
+        const char *reason[1] = {http_auth_reason(rc, eb.msg)};
+        metrics_inc(req->srv->metrics, METRIC_AUTH_FAILURES_TOTAL, reason);
     }
     if (req->srv->cfg->enable_security_logs) {
         struct log_field f[] = {
@@ -57,8 +94,11 @@ static bool http_req_authenticate(struct http_req *req, const char *body_key)
                      sizeof f / sizeof f[0]);
     }
     if (rc == KILN_ERR_RATE_LIMITED)
+        /* a managed key's own window, else the client's failed-attempt limit */
         http_reply_rate_limited(req, eb.msg[0] ? eb.msg : "Too many failed authentication attempts",
-                                retry, (long)req->srv->cfg->auth_max_failures);
+                                req->auth.rl_limit > 0 ? req->auth.rl_reset_s : retry,
+                                req->auth.rl_limit > 0 ? req->auth.rl_limit
+                                                       : (long)req->srv->cfg->auth_max_failures);
     else
         http_reply_error(req, rc, eb.msg[0] ? eb.msg : "Invalid API key", NULL);
     return false;
@@ -142,6 +182,8 @@ static enum MHD_Result http_pp_iter(void *cls, enum MHD_ValueKind kind, const ch
     }
     if (rc == KILN_OK && size > 0) {
         req->part_bytes += size;
+        if (req->part_filename != NULL)
+            req->file_bytes_in += size;
         rc = ops->part_data ? ops->part_data(req, data, size, &eb) : KILN_OK;
     }
     if (rc != KILN_OK) {
@@ -690,6 +732,8 @@ void http_server_shutdown(struct http_server *srv, long grace_s)
         usleep(20 * 1000);
     }
     http_defer_stop(srv);
+    if (srv->drain_fn != NULL)
+        srv->drain_fn(srv->drain_arg);
     /* Give the poll threads a moment to close the connections just woken up. */
     for (int i = 0; i < 50 && atomic_load(&srv->inflight) > 0; i++)
         usleep(10 * 1000);
@@ -711,6 +755,17 @@ void http_server_free(struct http_server *srv)
     free(srv->tls_cert);
     free(srv->tls_key);
     free(srv);
+}
+
+void http_server_set_drain_hook(struct http_server *srv, void (*fn)(void *), void *arg)
+{
+    srv->drain_fn = fn;
+    srv->drain_arg = arg;
+}
+
+void http_server_set_metrics(struct http_server *srv, struct metrics *m)
+{
+    srv->metrics = m;
 }
 
 void http_server_set_logger(struct http_server *srv, struct logger *lg)

@@ -46,4 +46,14 @@ void http_server_free(struct http_server *srv);
  * it they go to the process default logger. Call before http_server_start(). */
 void http_server_set_logger(struct http_server *srv, struct logger *lg);
 
+/* Run fn(arg) during shutdown, after every pending deferred request was cancelled and before the
+ * deferred machinery is freed: the place to wait for threads of the application's own that still
+ * hold deferred handles (api/exec.c runs executions on such threads). Call before start. */
+void http_server_set_drain_hook(struct http_server *srv, void (*fn)(void *), void *arg);
+/* Record every finished request (kiln_http_requests_total{route,method,status}, durations) and
+ * every authentication failure (kiln_auth_failures_total{reason}) in m (borrowed, must outlive
+ * srv). Call before http_server_start(). */
+struct metrics;
+void http_server_set_metrics(struct http_server *srv, struct metrics *m);
+
 #endif

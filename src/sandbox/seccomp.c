@@ -72,8 +72,9 @@ static int add_personality_rules(scmp_filter_ctx f)
      * int, so compare the low 32 bits only. */
     for (unsigned bit = 0; bit < 32; bit++) {
         uint64_t b = 1ull << bit;
-        struct scmp_arg_cmp cmp[2] = {SCMP_A0(SCMP_CMP_MASKED_EQ, b, b),
-                                      SCMP_A0(SCMP_CMP_NE, 0xffffffffull)};
+        struct scmp_arg_cmp cmp[2] = {
+            SCMP_A0(SCMP_CMP_MASKED_EQ, b, b),
+            {.arg = 0, .op = SCMP_CMP_NE, .datum_a = 0xffffffffull, .datum_b = 0}};
         int rc;
         if (b == 0x8 || b == 0x20000)
             continue;
@@ -107,7 +108,8 @@ static int add_rules(scmp_filter_ctx f)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < sizeof deny_families / sizeof deny_families[0]; i++) {
-        struct scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_EQ, (uint64_t)deny_families[i]);
+        struct scmp_arg_cmp cmp = {
+            .arg = 0, .op = SCMP_CMP_EQ, .datum_a = (uint64_t)deny_families[i], .datum_b = 0};
         rc = add_rule(f, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", 1, &cmp);
         if (rc < 0)
             return rc;

@@ -102,6 +102,7 @@ static const char *const sq_sql[SQ_STMT_COUNT] = {
     [SQ_FILE_KEY] = "SELECT blob_key FROM files WHERE session_id = ?1 AND id = ?2",
     [SQ_FILE_DELETE] = "DELETE FROM files WHERE session_id = ?1 AND id = ?2",
     [SQ_FILE_TOTALS] = "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE session_id = ?1",
+    [SQ_FILE_TOTALS_ALL] = "SELECT count(*), coalesce(sum(size), 0) FROM files",
     [SQ_FILE_PENDING_KEYS] = "SELECT blob_key FROM files WHERE state = 0",
     [SQ_FILE_PENDING_DELETE] = "DELETE FROM files WHERE state = 0",
     [SQ_FILE_KEY_REFERENCED] = "SELECT 1 FROM files WHERE blob_key = ?1 LIMIT 1",

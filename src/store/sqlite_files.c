@@ -520,12 +520,13 @@ enum kiln_err sq_session_totals(struct store *st, const char *sid, struct store_
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_TOTALS, eb);
+    q = sq_stmt(s, sid != NULL ? SQ_FILE_TOTALS : SQ_FILE_TOTALS_ALL, eb);
     if (q == NULL) {
         rc = KILN_ERR_IO;
         goto out;
     }
-    sq_text(q, 1, sid);
+    if (sid != NULL)
+        sq_text(q, 1, sid);
     if (sqlite3_step(q) == SQLITE_ROW) {
         out->files = sqlite3_column_int64(q, 0);
         out->bytes = sqlite3_column_int64(q, 1);

@@ -159,7 +159,8 @@ struct store_ops {
     enum kiln_err (*file_delete)(struct store *st, const char *sid, const char *fid, char **key,
                                  struct errbuf *eb);
 
-    /* Counts and bytes of a session's records. */
+    /* Counts and bytes of a session's records; sid NULL = of every session (the /metrics
+     * gauges kiln_files_stored and kiln_file_bytes_stored). */
     enum kiln_err (*session_totals)(struct store *st, const char *sid, struct store_totals *out,
                                     struct errbuf *eb);
 

@@ -453,10 +453,11 @@ struct fake_store {
 };
 
 static enum kiln_err fake_lookup(void *arg, const unsigned char sha256[32], const char *key_id,
-                                 long *retry_after_s, struct errbuf *eb)
+                                 long *retry_after_s, struct auth_result *res, struct errbuf *eb)
 {
     struct fake_store *s = arg;
     (void)retry_after_s;
+    (void)res;
     s->calls++;
     assert_int_equal(strlen(key_id), 16);
     if (s->down != KILN_OK)

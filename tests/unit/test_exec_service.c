@@ -369,6 +369,39 @@ static void test_exec_gate_full_is_rate_limited_with_retry_after(void **state)
     assert_int_equal(running, 0);
 }
 
+static void *bg_release(void *arg)
+{
+    usleep(50000);
+    exec_gate_release(arg);
+    return NULL;
+}
+
+/* The API's admission: places up to MAX_CONCURRENT + MAX_QUEUED, then 429 with Retry-After;
+ * wait_idle returns once every place is released. */
+static void test_exec_gate_reserve_release_wait_idle(void **state)
+{
+    struct fixture *fx = *state;
+    struct errbuf eb = {{0}};
+    long long retry = 0;
+    pthread_t th;
+
+    /* setup_queue: 1 running + 4 queued */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(exec_gate_reserve(fx->svc.gate, &retry, &eb), KILN_OK);
+    assert_int_equal(exec_gate_reserve(fx->svc.gate, &retry, &eb), KILN_ERR_RATE_LIMITED);
+    assert_true(retry >= 1);
+    assert_non_null(strstr(eb.msg, "MAX_QUEUED_EXECUTIONS"));
+    exec_gate_release(fx->svc.gate);
+    assert_int_equal(exec_gate_reserve(fx->svc.gate, &retry, &eb), KILN_OK);
+    for (int i = 0; i < 4; i++)
+        exec_gate_release(fx->svc.gate);
+    pthread_create(&th, NULL, bg_release, fx->svc.gate);
+    exec_gate_wait_idle(fx->svc.gate); /* returns only after the last release */
+    pthread_join(th, NULL);
+    assert_int_equal(exec_gate_reserve(fx->svc.gate, &retry, &eb), KILN_OK);
+    exec_gate_release(fx->svc.gate);
+}
+
 static int setup_queue(void **state)
 {
     static const char *env[] = {"MAX_CONCURRENT_EXECUTIONS", "1", "MAX_QUEUED_EXECUTIONS", "4",
@@ -640,6 +673,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_gate_full_is_rate_limited_with_retry_after, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_gate_queues_then_runs, setup_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_gate_reserve_release_wait_idle, setup_queue,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_exec_real_sandbox_round_trip, setup_real, teardown),
         cmocka_unit_test_setup_teardown(test_exec_real_client_gone_kills_the_run, setup_real,
                                         teardown),

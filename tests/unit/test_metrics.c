@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -445,6 +446,10 @@ static void test_metrics_concurrent_updates_are_exact_and_monotonic(void **state
         assert_int_equal(pthread_create(&w[i], NULL, worker, &sh), 0);
     for (int i = 0; i < WORKERS; i++)
         pthread_join(w[i], NULL);
+    /* On a loaded machine the watcher may not have been scheduled yet: let it render at least
+     * twice before stopping it, so the monotonicity checks always run. */
+    while (atomic_load(&sh.renders) < 2 && atomic_load(&sh.failures) == 0)
+        usleep(1000);
     atomic_store(&sh.stop, true);
     pthread_join(watch, NULL);
     assert_int_equal(atomic_load(&sh.failures), 0);

@@ -1,0 +1,90 @@
+/* Python state of a session (issue 6): the blob the in-sandbox runner (src/lang/py/
+ * kiln_runner.py) captures after a run and restores before the next one.
+ *
+ * A blob is one version byte (1 = raw cloudpickle, 2 = lz4 frame of it) and the payload; it is
+ * opaque to kiln apart from validation (state_validate()). Where it lives:
+ *   - hot: store KV ns "state", key = session id, value = 64 hex chars of sha256 + the blob,
+ *     TTL STATE_TTL_SECONDS; ns "statemeta" (same key and TTL) holds "<size> <sha256>" so that
+ *     /info and the archiver never copy the blob;
+ *   - archive (STATE_ARCHIVE_ENABLED): after STATE_ARCHIVE_AFTER_SECONDS without a save, the
+ *     archiver thread moves the blob to the blob store under "state/<sid>" and records
+ *     ns "statearc" = "<size> <sha256> <archived_ms> <expires_ms>"; removed after
+ *     STATE_ARCHIVE_TTL_DAYS. Loading falls back to the archive transparently.
+ * A save replaces both copies; a stored blob whose sha256 no longer matches (or that fails
+ * validation) is dropped with a note, never handed to a sandbox.
+ *
+ * Ownership is the session's: callers check sessions_get() first (the routes) or hold the
+ * session already (exec_service). sessions_delete() deletes the state with the session.
+ *
+ * Thread safety: every function may be called from any thread; saves, deletions and archive
+ * moves of the process are serialised by one mutex in struct state_ctx. */
+#ifndef KILN_CORE_STATE_H
+#define KILN_CORE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/services.h"
+#include "util/sha256.h"
+
+#define STATE_VERSION_RAW 1 /* version byte: raw cloudpickle */
+#define STATE_VERSION_LZ4 2 /* version byte: lz4 frame of the cloudpickle */
+
+/* Blob-store key prefix of archived states ("state/<sid>"); recovery leaves these keys alone. */
+#define STATE_BLOB_PREFIX "state/"
+
+/* Check a blob before it is stored or handed to a sandbox: len >= 2, version byte 1 or 2, a
+ * payload that looks like a pickle (0x80 protocol 2..5 opcode first, STOP '.' last), for
+ * version 2 one complete lz4 frame (liblz4's frame API) with nothing after it, decompressing to
+ * at most max_raw bytes. KILN_ERR_INVALID (message says why) or KILN_ERR_TOO_LARGE (names
+ * STATE_MAX_SIZE_MB). Never allocates more than a fixed scratch buffer. */
+enum kiln_err state_validate(const void *blob, size_t len, size_t max_raw, struct errbuf *eb);
+
+/* What /state/{sid}/info and /exec report. */
+struct state_info {
+    bool exists;
+    long long size;              /* bytes of the blob */
+    char sha256[SHA256_HEX_BUF]; /* lower-case hex of the blob */
+    long long updated_ms;        /* last save */
+    long long expires_ms;        /* when this copy goes away (0 = never) */
+    const char *source;          /* "hot" or "archive" (static) */
+};
+
+/* The process's state context: the write mutex and the archiver thread. */
+struct state_ctx;
+
+/* Make the context and, when STATE_PERSISTENCE_ENABLED and STATE_ARCHIVE_ENABLED, start the
+ * archiver thread (every STATE_ARCHIVE_CHECK_INTERVAL_SECONDS). svc must outlive it. Caller
+ * frees with state_ctx_free(). */
+enum kiln_err state_ctx_new(struct kiln_services *svc, struct state_ctx **out, struct errbuf *eb);
+
+/* Stop the thread and free. NULL is a no-op. */
+void state_ctx_free(struct state_ctx *sc);
+
+/* The state of sid: *blob (caller frees) and *len, *info filled. KILN_ERR_NOT_FOUND when there
+ * is none; when a stored copy was corrupted it is deleted, NOT_FOUND is returned and *note
+ * (may be NULL; caller frees) says so. */
+enum kiln_err state_load(struct kiln_services *svc, const char *sid, void **blob, size_t *len,
+                         struct state_info *info, char **note, struct errbuf *eb);
+
+/* Validate (STATE_MAX_SIZE_MB) and store blob as sid's hot state, replacing any archived copy;
+ * *info (may be NULL) describes what was stored. */
+enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob, size_t len,
+                         struct state_info *info, struct errbuf *eb);
+
+/* Describe sid's state without reading the blob (exists = false when none). */
+enum kiln_err state_info_get(struct kiln_services *svc, const char *sid, struct state_info *info,
+                             struct errbuf *eb);
+
+/* Delete every copy of sid's state. KILN_OK also when there was none. */
+enum kiln_err state_delete(struct kiln_services *svc, const char *sid, struct errbuf *eb);
+
+/* One archiver pass: move hot states idle for STATE_ARCHIVE_AFTER_SECONDS to the blob store,
+ * remove archives older than STATE_ARCHIVE_TTL_DAYS. *archived and *expired may be NULL. */
+enum kiln_err state_archive_pass(struct kiln_services *svc, long long *archived, long long *expired,
+                                 struct errbuf *eb);
+
+/* True for blob keys owned by this module (archived states). */
+bool state_blob_key(const char *key);
+
+#endif

@@ -1,0 +1,264 @@
+"""Python state between executions of a session (issue 6, docs/state.md), against a real
+`kiln serve`: what survives, what is skipped and reported, the size cap, isolation between users,
+the archive path, validation of posted blobs and of corrupted stored state."""
+import os
+import pickle
+import subprocess
+import time
+
+import httpx
+import lz4.frame
+import pytest
+
+from conftest import API_KEY
+
+H = {"X-API-Key": API_KEY}
+
+
+def client(srv):
+    return httpx.Client(base_url=srv.url, headers=H, timeout=120)
+
+
+def run(c, code, sid=None, user="alice"):
+    body = {"lang": "py", "code": code, "user_id": user}
+    if sid:
+        body["session_id"] = sid
+    r = c.post("/exec", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+DEFINE = r'''
+import numpy as np
+import pandas as pd
+import collections as coll
+i = 42
+s = "héllo"
+l = [1, 2, [3]]
+d = {"a": 1, "b": (2, 3)}
+def f(a):
+    return a * 2
+lam = lambda y: y + i
+def make(k):
+    def inner(z):
+        return z + k
+    return inner
+clo = make(10)
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+    def norm2(self):
+        return self.x ** 2 + self.y ** 2
+p = Point(3, 4)
+arr = np.arange(6).reshape(2, 3)
+df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+gen = (n for n in range(3))
+print("defined")
+'''
+
+USE = r'''
+assert i == 42 and s == "héllo" and l == [1, 2, [3]] and d == {"a": 1, "b": (2, 3)}
+assert f(4) == 8 and lam(1) == 43 and clo(1) == 11
+assert isinstance(p, Point) and p.norm2() == 25 and Point(1, 1).norm2() == 2
+assert arr.sum() == 15 and arr.shape == (2, 3) and np.__name__ == "numpy"
+assert df["a"].sum() == 6 and list(df["b"]) == ["x", "y", "z"] and pd.__name__ == "pandas"
+assert coll.OrderedDict is not None
+assert "gen" not in globals()
+print("all restored")
+'''
+
+
+def test_values_survive_and_generator_is_reported(kiln_server):
+    srv = kiln_server()
+    with client(srv) as c:
+        r1 = run(c, DEFINE)
+        assert r1["stdout"] == "defined\n", r1
+        assert r1["has_state"] is True
+        assert r1["state_size"] > 0 and len(r1["state_hash"]) == 64
+        notes = r1.get("state_notes", [])
+        assert any("'gen'" in n and "generator" in n for n in notes), notes
+        r2 = run(c, USE, r1["session_id"])
+        assert r2["stderr"] == "" and r2["stdout"] == "all restored\n", r2
+        # the same globals again: the same blob
+        assert r2["has_state"] is True
+        # GET /state returns the blob with its hash as ETag; If-None-Match gives 304
+        g = c.get(f"/state/{r1['session_id']}", headers={"User-Id": "alice"})
+        assert g.status_code == 200 and g.headers["content-type"] == "application/octet-stream"
+        assert g.content[0] == 2
+        assert g.headers["etag"] == '"%s"' % r2["state_hash"]
+        pickle.loads(lz4.frame.decompress(g.content[1:]))  # a real lz4 cloudpickle
+        nm = c.get(f"/state/{r1['session_id']}",
+                   headers={"User-Id": "alice", "If-None-Match": g.headers["etag"]})
+        assert nm.status_code == 304 and nm.content == b""
+        info = c.get(f"/state/{r1['session_id']}/info", headers={"User-Id": "alice"}).json()
+        assert info["exists"] is True and info["source"] == "hot"
+        assert info["hash"] == r2["state_hash"] and info["size_bytes"] == len(g.content)
+
+
+def test_traceback_and_argv_like_python3_code_py(kiln_server):
+    srv = kiln_server()
+    with client(srv) as c:
+        r = run(c, "import sys\nprint(sys.argv, __file__, __name__)\nx = 1\n1/0\n")
+        assert r["stdout"] == "['code.py'] /mnt/data/code.py __main__\n", r
+        assert 'File "/mnt/data/code.py", line 4' in r["stderr"], r["stderr"]
+        assert "kiln_runner" not in r["stderr"]
+        assert r["exit_code"] == 1
+        # STATE_CAPTURE_ON_ERROR=false: nothing saved, said so
+        assert r["has_state"] is False
+        assert any("execution failed" in n for n in r.get("state_notes", []))
+
+
+def test_capture_on_error(kiln_server):
+    srv = kiln_server(STATE_CAPTURE_ON_ERROR="true")
+    with client(srv) as c:
+        r = run(c, "x = 7\nraise SystemExit(3)\n")
+        assert r["exit_code"] == 3 and r["has_state"] is True
+        r2 = run(c, "print(x)", r["session_id"])
+        assert r2["stdout"] == "7\n"
+
+
+def test_state_files_are_not_outputs(kiln_server):
+    srv = kiln_server()
+    with client(srv) as c:
+        r = run(c, "x = 1\nopen('out.txt', 'w').write('o')\n")
+        assert [f["name"] for f in r["files"]] == ["out.txt"], r
+
+
+def test_oversize_state_refused_execution_succeeds(kiln_server):
+    srv = kiln_server(STATE_MAX_SIZE_MB="1")
+    with client(srv) as c:
+        r1 = run(c, "small = 1\n")
+        assert r1["has_state"] is True
+        r = run(c, "big = bytes(5 * 1024 * 1024)\nprint('ran')\n", r1["session_id"])
+        assert r["status"] == "ok" and r["stdout"] == "ran\n"
+        assert any("exceeds STATE_MAX_SIZE_MB" in n for n in r["state_notes"]), r
+        # the previous state is kept
+        assert r["state_hash"] == r1["state_hash"]
+        r3 = run(c, "print(small, 'big' in globals())", r1["session_id"])
+        assert r3["stdout"] == "1 False\n"
+
+
+def test_other_user_cannot_read_or_write(kiln_server):
+    srv = kiln_server()
+    with client(srv) as c:
+        r = run(c, "secret = 'alice-only'\n", user="alice")
+        sid = r["session_id"]
+        for hdr in ({"User-Id": "bob"},):
+            assert c.get(f"/state/{sid}", headers=hdr).status_code == 404
+            assert c.get(f"/state/{sid}/info", headers=hdr).status_code == 404
+            blob = bytes([1]) + pickle.dumps({"secret": "bob"}, protocol=4)
+            assert c.post(f"/state/{sid}", content=blob, headers=hdr).status_code == 404
+            assert c.delete(f"/state/{sid}", headers=hdr).status_code == 204
+        # bob's exec naming alice's session gets a session of his own, without her globals
+        rb = run(c, "print('secret' in globals())", sid, user="bob")
+        assert rb["session_id"] != sid and rb["stdout"] == "False\n"
+        ra = run(c, "print(secret)", sid, user="alice")
+        assert ra["stdout"] == "alice-only\n"
+
+
+def test_post_validation_and_delete(kiln_server):
+    srv = kiln_server(STATE_MAX_SIZE_MB="1")
+    with client(srv) as c:
+        sid = run(c, "a = 1\n")["session_id"]
+        hdr = {"User-Id": "alice", "Content-Type": "application/octet-stream"}
+        bad = [b"", b"\x02", b"\x03" + pickle.dumps({}), b"\x02garbage-not-lz4",
+               b"\x01not a pickle", b"\x02" + lz4.frame.compress(b"not a pickle"),
+               b"\x02" + lz4.frame.compress(pickle.dumps({"a": 1}))[:-3],
+               b"\x02" + lz4.frame.compress(pickle.dumps({"a": 1})) + b"junk"]
+        for blob in bad:
+            r = c.post(f"/state/{sid}", content=blob, headers=hdr)
+            assert r.status_code == 400, (blob[:20], r.text)
+        # a 2 MB pickle compresses to almost nothing, still over STATE_MAX_SIZE_MB
+        huge = b"\x02" + lz4.frame.compress(pickle.dumps({"z": bytes(2 * 1024 * 1024)}))
+        assert c.post(f"/state/{sid}", content=huge, headers=hdr).status_code == 413
+        good = b"\x02" + lz4.frame.compress(pickle.dumps({"posted": 99}))
+        r = c.post(f"/state/{sid}", content=good, headers=hdr)
+        assert r.status_code == 201 and r.json()["size"] == len(good)
+        assert run(c, "print(posted)", sid)["stdout"] == "99\n"
+        raw = b"\x01" + pickle.dumps({"rawv": 5}, protocol=5)
+        assert c.post(f"/state/{sid}", content=raw, headers=hdr).status_code == 201
+        assert run(c, "print(rawv)", sid)["stdout"] == "5\n"
+        assert c.delete(f"/state/{sid}", headers={"User-Id": "alice"}).status_code == 204
+        assert c.get(f"/state/{sid}", headers={"User-Id": "alice"}).status_code == 404
+        r = run(c, "print('rawv' in globals())", sid)
+        assert r["stdout"] == "False\n"
+
+
+def test_archive_restores_after_hot_expired(kiln_server):
+    srv = kiln_server(STATE_TTL_SECONDS="3", STATE_ARCHIVE_AFTER_SECONDS="1",
+                      STATE_ARCHIVE_CHECK_INTERVAL_SECONDS="1")
+    with client(srv) as c:
+        r = run(c, "kept = [1, 2, 3]\n")
+        sid = r["session_id"]
+        deadline = time.monotonic() + 15
+        info = None
+        while time.monotonic() < deadline:
+            info = c.get(f"/state/{sid}/info", headers={"User-Id": "alice"}).json()
+            if info.get("source") == "archive":
+                break
+            time.sleep(0.3)
+        assert info["source"] == "archive", info
+        time.sleep(3.5)  # the hot copy's TTL has long passed
+        g = c.get(f"/state/{sid}", headers={"User-Id": "alice"})
+        assert g.status_code == 200 and g.headers["x-state-source"] == "archive"
+        r2 = run(c, "print(kept)", sid)
+        assert r2["stdout"] == "[1, 2, 3]\n" and r2["has_state"] is True
+
+
+def sqlite(srv, sql):
+    db = os.path.join(srv.env["DATA_DIR"], "kiln.db")
+    subprocess.run(["sqlite3", "-cmd", ".timeout 5000", db, sql], check=True,
+                   capture_output=True)
+
+
+def test_corrupted_stored_state_is_dropped_with_a_note(kiln_server):
+    srv = kiln_server()
+    with client(srv) as c:
+        sid = run(c, "v = 1\n")["session_id"]
+        # garbage under a well-formed header, then a truncated value
+        for garbage in ("X'" + "00" * 64 + "0203040506'", "X'02'"):
+            sqlite(srv, f"UPDATE kv SET value = {garbage} WHERE ns = 'state' AND key = '{sid}'")
+            r = run(c, "print('v' in globals())\nw = 2\n", sid)
+            assert r["status"] == "ok" and r["stdout"] == "False\n", r
+            assert any("corrupted" in n for n in r["state_notes"]), r
+            assert r["has_state"] is True  # the new globals were saved
+        assert run(c, "print(w)", sid)["stdout"] == "2\n"
+
+
+def test_corrupted_archive_is_dropped_with_a_note(kiln_server):
+    srv = kiln_server(STATE_ARCHIVE_AFTER_SECONDS="1", STATE_ARCHIVE_CHECK_INTERVAL_SECONDS="1")
+    with client(srv) as c:
+        sid = run(c, "v = 1\n")["session_id"]
+        path = os.path.join(srv.env["DATA_DIR"], "blobs", "state", sid)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not os.path.exists(path):
+            time.sleep(0.2)
+        assert os.path.exists(path)
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.write(b"\x02" + os.urandom(size - 1))
+        r = run(c, "print('v' in globals())", sid)
+        assert r["status"] == "ok" and r["stdout"] == "False\n"
+        assert any("corrupted" in n for n in r["state_notes"]), r
+
+
+def test_valid_lz4_of_garbage_pickle_never_crashes(kiln_server):
+    """A blob that passes the C validation but is not a loadable pickle: the runner drops it."""
+    srv = kiln_server()
+    with client(srv) as c:
+        sid = run(c, "v = 1\n")["session_id"]
+        blob = b"\x02" + lz4.frame.compress(b"\x80\x05\x95garbage.")
+        r = c.post(f"/state/{sid}", content=blob, headers={"User-Id": "alice"})
+        assert r.status_code == 201
+        r = run(c, "print('ran')", sid)
+        assert r["status"] == "ok" and r["stdout"] == "ran\n"
+        assert any("could not be loaded" in n for n in r["state_notes"]), r
+
+
+def test_state_deleted_with_session_and_not_for_other_langs(kiln_server):
+    srv = kiln_server(STATE_PERSISTENCE_ENABLED="false")
+    with client(srv) as c:
+        r = run(c, "x = 1\n")
+        assert r["has_state"] is False and r["state_size"] is None and r["state_hash"] is None
+        r2 = run(c, "print('x' in globals())", r["session_id"])
+        assert r2["stdout"] == "False\n"

@@ -1,0 +1,324 @@
+/* Unit tests of core/state: the blob validator (version byte, lz4 frame, pickle shape, size cap)
+ * and the hot/archive life cycle on a real SQLite store and blob directory, with a fake clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <lz4frame.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/sessions.h"
+#include "core/state.h"
+#include "util/xmalloc.h"
+
+#define MIB (1024 * 1024)
+
+/* A pickle-shaped payload of n bytes (PROTO 5 ... STOP). */
+static unsigned char *pickle_like(size_t n, unsigned char fill)
+{
+    unsigned char *p = xmalloc(n);
+
+    memset(p, fill, n);
+    p[0] = 0x80;
+    p[1] = 5;
+    p[n - 1] = '.';
+    return p;
+}
+
+/* Version byte 2 + lz4 frame of payload; *len receives the blob's size. */
+static unsigned char *lz4_blob(const unsigned char *payload, size_t n, size_t *len)
+{
+    size_t cap = LZ4F_compressFrameBound(n, NULL);
+    unsigned char *b = xmalloc(cap + 1);
+    size_t r = LZ4F_compressFrame(b + 1, cap, payload, n, NULL);
+
+    assert_false(LZ4F_isError(r));
+    b[0] = STATE_VERSION_LZ4;
+    *len = r + 1;
+    return b;
+}
+
+static void test_validate_versions(void **unused)
+{
+    unsigned char *p = pickle_like(100, 'a');
+    unsigned char raw[101];
+    size_t len;
+    unsigned char *z = lz4_blob(p, 100, &len);
+
+    (void)unused;
+    raw[0] = STATE_VERSION_RAW;
+    memcpy(raw + 1, p, 100);
+    assert_int_equal(state_validate(raw, sizeof raw, MIB, NULL), KILN_OK);
+    assert_int_equal(state_validate(z, len, MIB, NULL), KILN_OK);
+    assert_int_equal(state_validate(raw, 1, MIB, NULL), KILN_ERR_INVALID);
+    assert_int_equal(state_validate(NULL, 0, MIB, NULL), KILN_ERR_INVALID);
+    raw[0] = 3;
+    assert_int_equal(state_validate(raw, sizeof raw, MIB, NULL), KILN_ERR_INVALID);
+    raw[0] = 0;
+    assert_int_equal(state_validate(raw, sizeof raw, MIB, NULL), KILN_ERR_INVALID);
+    /* raw, not a pickle */
+    raw[0] = STATE_VERSION_RAW;
+    raw[1] = 'x';
+    assert_int_equal(state_validate(raw, sizeof raw, MIB, NULL), KILN_ERR_INVALID);
+    raw[1] = 0x80;
+    raw[100] = 'x';
+    assert_int_equal(state_validate(raw, sizeof raw, MIB, NULL), KILN_ERR_INVALID);
+    /* over the cap */
+    raw[100] = '.';
+    assert_int_equal(state_validate(raw, sizeof raw, 50, NULL), KILN_ERR_TOO_LARGE);
+    free(p);
+    free(z);
+}
+
+static void test_validate_lz4(void **unused)
+{
+    unsigned char *p = pickle_like(3 * MIB, 0);
+    unsigned char *notpickle = xcalloc(1, 1000);
+    size_t len, len2;
+    unsigned char *z = lz4_blob(p, 3 * MIB, &len);
+    unsigned char *z2 = lz4_blob(notpickle, 1000, &len2);
+    unsigned char *longer = xmalloc(len + 4);
+    struct errbuf eb;
+
+    (void)unused;
+    /* zeros compress to almost nothing: the cap is on the decompressed size */
+    assert_true(len < 64 * 1024);
+    assert_int_equal(state_validate(z, len, 4 * MIB, NULL), KILN_OK);
+    errbuf_clear(&eb);
+    assert_int_equal(state_validate(z, len, 1 * MIB, &eb), KILN_ERR_TOO_LARGE);
+    assert_non_null(strstr(eb.msg, "STATE_MAX_SIZE_MB"));
+    /* truncated frames, trailing bytes, a flipped byte in the header */
+    for (size_t cut = 1; cut < len; cut += len / 7 + 1)
+        assert_int_equal(state_validate(z, cut, 4 * MIB, NULL), KILN_ERR_INVALID);
+    memcpy(longer, z, len);
+    memcpy(longer + len, "junk", 4);
+    assert_int_equal(state_validate(longer, len + 4, 4 * MIB, NULL), KILN_ERR_INVALID);
+    z[2] ^= 0xff; /* the frame magic */
+    assert_int_equal(state_validate(z, len, 4 * MIB, NULL), KILN_ERR_INVALID);
+    /* a valid frame of something that is not a pickle */
+    assert_int_equal(state_validate(z2, len2, 4 * MIB, NULL), KILN_ERR_INVALID);
+    free(p);
+    free(notpickle);
+    free(z);
+    free(z2);
+    free(longer);
+}
+
+/* --- life cycle --------------------------------------------------------------------------------
+ */
+
+struct fixture {
+    char dir[64];
+    struct kiln_config *cfg;
+    struct kiln_services svc;
+    long long now;
+};
+
+static const char *fake_env(const char *name, void *arg)
+{
+    const char **kv = arg;
+    for (; kv[0] != NULL; kv += 2)
+        if (strcmp(kv[0], name) == 0)
+            return kv[1];
+    return NULL;
+}
+
+static long long fake_clock(void *arg)
+{
+    return *(long long *)arg;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = xcalloc(1, sizeof *fx);
+    const char *env[] = {"STATE_TTL_SECONDS",
+                         "100",
+                         "STATE_ARCHIVE_AFTER_SECONDS",
+                         "10",
+                         "STATE_ARCHIVE_TTL_DAYS",
+                         "1",
+                         "STATE_MAX_SIZE_MB",
+                         "1",
+                         NULL};
+    struct errbuf eb = {{0}};
+    char *db;
+
+    memcpy(fx->dir, "/tmp/kiln-state-XXXXXX", sizeof "/tmp/kiln-state-XXXXXX");
+    if (mkdtemp(fx->dir) == NULL)
+        return -1;
+    if (config_load(&fx->cfg, NULL, fake_env, env, &eb) != KILN_OK)
+        return -1;
+    fx->now = 1700000000000LL;
+    fx->svc.cfg = fx->cfg;
+    fx->svc.clock = fake_clock;
+    fx->svc.clock_arg = &fx->now;
+    db = xasprintf("%s/kiln.db", fx->dir);
+    if (store_sqlite_open(db, &fx->svc.store, &eb) != KILN_OK ||
+        blob_fs_open(fx->dir, &fx->svc.blob, &eb) != KILN_OK) {
+        fprintf(stderr, "%s\n", eb.msg);
+        return -1;
+    }
+    free(db);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    int st;
+    pid_t pid;
+
+    fx->svc.store->ops->close(fx->svc.store);
+    fx->svc.blob->ops->close(fx->svc.blob);
+    config_free(fx->cfg);
+    pid = fork();
+    if (pid == 0) {
+        execl("/bin/rm", "rm", "-rf", "--", fx->dir, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    free(fx);
+    return 0;
+}
+
+static void test_save_load_archive_expire(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "AAAAAAAAAAAAAAAAAAAAA";
+    unsigned char *p = pickle_like(5000, 'q');
+    size_t len, got_len;
+    unsigned char *z = lz4_blob(p, 5000, &len);
+    void *got = NULL;
+    char *note = NULL;
+    struct state_info info, saved;
+    long long archived = 0, expired = 0;
+    bool ref = true;
+
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_ERR_NOT_FOUND);
+    assert_null(note);
+    assert_int_equal(state_save(svc, sid, z, len, &saved, NULL), KILN_OK);
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_OK);
+    assert_int_equal(got_len, len);
+    assert_memory_equal(got, z, len);
+    assert_string_equal(info.source, "hot");
+    assert_string_equal(info.sha256, saved.sha256);
+    free(got);
+
+    /* not idle long enough: stays hot */
+    fx->now += 5000;
+    assert_int_equal(state_archive_pass(svc, &archived, &expired, NULL), KILN_OK);
+    assert_int_equal(archived, 0);
+    /* idle: archived, the hot copy removed; loads transparently from the archive */
+    fx->now += 6000;
+    assert_int_equal(state_archive_pass(svc, &archived, &expired, NULL), KILN_OK);
+    assert_int_equal(archived, 1);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_true(info.exists);
+    assert_string_equal(info.source, "archive");
+    fx->now += 200 * 1000; /* past the hot TTL too */
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_OK);
+    assert_memory_equal(got, z, len);
+    assert_string_equal(info.source, "archive");
+    assert_string_equal(info.sha256, saved.sha256);
+    free(got);
+    /* the recovery's orphan rule leaves it alone */
+    assert_true(state_blob_key("state/"
+                               "AAAAAAAAAAAAAAAAAAAAA"));
+    assert_false(state_blob_key("AAAAAAAAAAAAAAAAAAAAA/BBBBBBBBBBBBBBBBBBBBB"));
+
+    /* past STATE_ARCHIVE_TTL_DAYS: removed, bytes too */
+    fx->now += 2LL * 86400 * 1000;
+    assert_int_equal(state_archive_pass(svc, &archived, &expired, NULL), KILN_OK);
+    assert_int_equal(expired, 1);
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_ERR_NOT_FOUND);
+    assert_int_equal(svc->store->ops->blob_key_referenced(svc->store, "x", &ref, NULL), KILN_OK);
+    {
+        long long sz = 0;
+        assert_int_equal(svc->blob->ops->size(svc->blob, "state/AAAAAAAAAAAAAAAAAAAAA", &sz, NULL),
+                         KILN_ERR_NOT_FOUND);
+    }
+    free(p);
+    free(z);
+}
+
+static void test_corrupted_hot_is_dropped(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "BBBBBBBBBBBBBBBBBBBBB";
+    unsigned char *p = pickle_like(100, 'r');
+    size_t len, got_len;
+    unsigned char *z = lz4_blob(p, 100, &len);
+    void *val = NULL, *got = NULL;
+    size_t vlen = 0;
+    long long upd = 0;
+    char *note = NULL;
+    struct state_info info;
+
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_OK);
+    assert_int_equal(
+        svc->store->ops->kv_get(svc->store, "state", sid, fx->now, &val, &vlen, &upd, NULL),
+        KILN_OK);
+    ((unsigned char *)val)[vlen - 1] ^= 1; /* one flipped bit in the blob */
+    assert_int_equal(
+        svc->store->ops->kv_set(svc->store, "state", sid, val, vlen, fx->now, 100000, NULL),
+        KILN_OK);
+    free(val);
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_ERR_NOT_FOUND);
+    assert_non_null(note);
+    assert_non_null(strstr(note, "corrupted"));
+    free(note);
+    note = NULL;
+    /* and it is gone */
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_false(info.exists);
+    /* invalid blobs are refused before they are stored */
+    z[0] = 9;
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_ERR_INVALID);
+    free(p);
+    free(z);
+}
+
+static void test_delete(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "CCCCCCCCCCCCCCCCCCCCC";
+    unsigned char raw[8] = {STATE_VERSION_RAW, 0x80, 4, 'K', '.', 0, 0, 0};
+    struct state_info info;
+
+    raw[4] = 'N';
+    raw[5] = '.';
+    assert_int_equal(state_save(svc, sid, raw, 6, NULL, NULL), KILN_OK);
+    fx->now += 11000;
+    assert_int_equal(state_archive_pass(svc, NULL, NULL, NULL), KILN_OK);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_string_equal(info.source, "archive");
+    /* a new save replaces the archive, which must not come back */
+    assert_int_equal(state_save(svc, sid, raw, 6, NULL, NULL), KILN_OK);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_string_equal(info.source, "hot");
+    assert_int_equal(state_delete(svc, sid, NULL), KILN_OK);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_false(info.exists);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_versions),
+        cmocka_unit_test(test_validate_lz4),
+        cmocka_unit_test_setup_teardown(test_save_load_archive_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_hot_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
