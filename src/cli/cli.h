@@ -28,6 +28,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 /* `kiln run -l LANG [-f FILE | CODE] ...`: one execution in a fresh sandbox (cli/cmd_run.c). */
 int cmd_run(int argc, char **argv);
+/* `kiln bench-pool [-n RUNS] [LANG...]`: cold vs warm-pool latency (cli/cmd_bench_pool.c). */
+int cmd_bench_pool(int argc, char **argv);
 /* `kiln keys list|create|update|revoke`: API keys of a running server (cli/cmd_keys.c). */
 int cmd_keys(int argc, char **argv);
 /* `kiln exec -l LANG [-f FILE | CODE] ...`: run code on a kiln server (cli/cmd_exec.c). */

@@ -419,12 +419,13 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         rc = local_state_prepare(ws, job, lj, &state_argv, maxbuf, sizeof maxbuf, eb);
         if (rc)
             goto out;
-        rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
-    } else if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE) {
-        rc = zyg_run(le->zyg, &lj->job, job->code, job->code_len, &res->run, eb);
-    } else {
-        rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
     }
+    /* zyg_run() takes any plain `python3 FILE ARGS` — the state runner's argv is one, and runs
+     * in a zygote child like any program — and falls back to sbx_run() by itself. */
+    if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE)
+        rc = zyg_run(le->zyg, &lj->job, job->code, job->code_len, &res->run, eb);
+    else
+        rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
     if (rc)
         goto out;
 

@@ -48,8 +48,26 @@
 #endif
 
 /* Where the zygote sees its code; its children detach it (they never see it). */
-#define ZYG_EXT_INSIDE     SBX_ZYGOTE_EXT_DIR
-#define ZYG_MAX_MODULES    64
+#define ZYG_EXT_INSIDE  SBX_ZYGOTE_EXT_DIR
+#define ZYG_MAX_MODULES 64
+#define ZYG_CMDLINE_PAD                                                                            \
+    "--pad="                                                                                       \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."
 #define ZYG_READY_MS       120000 /* preloads on a loaded 2-core host: pandas+matplotlib ≈ 1-3 s */
 #define ZYG_READY_SLICE_MS 100    /* how often a launch looks at zyg_stop() */
 #define ZYG_FORK_MS        10000  /* a child answering HELLO and READY */
@@ -72,7 +90,7 @@ struct zygote {
     struct zyg_set *set;
     int kind;
     char *argv_buf;                        /* the module names, NUL-separated */
-    const char *argv[ZYG_MAX_MODULES + 4]; /* python3 -s zygote.py MODULES... */
+    const char *argv[ZYG_MAX_MODULES + 5]; /* python3 -s zygote.py --pad=... MODULES... */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu; /* guards everything below */
@@ -1117,6 +1135,20 @@ out : {
     return err;
 }
 
+/* A zygote child is PID 1 of its PID namespace, and the kernel does not deliver to a namespace's
+ * init the signals it has no handler for when they come from inside (SIGKILL included): a
+ * program that signals itself (`os.kill(os.getpid(), 9)`, `os.abort()` aside) would survive
+ * where `python3 code.py` dies. Such programs run cold, where the program is PID 2. */
+static bool code_signals_itself(const char *code, size_t len)
+{
+    static const char *const needles[] = {"kill", "getpid", "signal", "raise_signal", "killpg"};
+
+    for (size_t i = 0; i < sizeof needles / sizeof needles[0]; i++)
+        if (memmem(code, len, needles[i], strlen(needles[i])) != NULL)
+            return true;
+    return false;
+}
+
 /* Is job `python3 FILE [ARGS...]`? */
 static bool job_is_python(const struct sbx_job *job)
 {
@@ -1143,7 +1175,8 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
     memset(res, 0, sizeof *res);
     if (zs == NULL)
         return errbuf_set(eb, KILN_ERR_INVALID, "no zygote set");
-    if (!job_is_python(job) || (job->ws != NULL && job->ws->ctx != zs->ctx))
+    if (!job_is_python(job) || (job->ws != NULL && job->ws->ctx != zs->ctx) ||
+        (code != NULL && code_signals_itself(code, len)))
         goto cold;
     order[0] =
         zs->have[ZK_LIGHT] && code != NULL && zyg_code_is_light(code, len) ? ZK_LIGHT : ZK_HEAVY;
@@ -1319,8 +1352,10 @@ static void zygote_init(struct zyg_set *zs, int kind, const char *modules)
     z->argv[n++] = "python3";
     z->argv[n++] = "-s";
     z->argv[n++] = ZYG_EXT_INSIDE "/zygote.py";
+    /* Room in the argv area for each child's own command line (kiln_sbx.c set_cmdline()). */
+    z->argv[n++] = ZYG_CMDLINE_PAD;
     z->argv_buf = xstrdup(modules != NULL ? modules : "");
-    for (char *s = z->argv_buf; *s != '\0' && n < ZYG_MAX_MODULES + 3;) {
+    for (char *s = z->argv_buf; *s != '\0' && n < ZYG_MAX_MODULES + 4;) {
         char *comma = strchr(s, ',');
         if (comma != NULL)
             *comma = '\0';
