@@ -415,13 +415,18 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         goto out;
     lj->job.cancel_fd = job->cancel_fd;
     if (job->state_enabled && strcmp(l->code, "py") == 0) {
-        /* State capture runs the Python runner cold (the zygote child does not call it yet). */
         rc = local_state_prepare(ws, job, lj, &state_argv, maxbuf, sizeof maxbuf, eb);
         if (rc)
             goto out;
-        rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
-    } else if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE) {
-        rc = zyg_run(le->zyg, &lj->job, job->code, job->code_len, &res->run, eb);
+    }
+    if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE) {
+        /* The runner is `python3 FILE ARGS...` like the program itself, so a zygote child runs
+         * it as __main__ and it restores, runs code.py and captures exactly as it does cold
+         * (cloudpickle and lz4 are preloaded there). A restored state may hold anything (a
+         * DataFrame, an imported pandas): the heavy zygote then, whatever the code imports. */
+        bool light_ok = job->state_in == NULL;
+        rc = zyg_run(le->zyg, &lj->job, light_ok ? job->code : NULL, light_ok ? job->code_len : 0,
+                     &res->run, eb);
     } else {
         rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
     }
