@@ -48,8 +48,26 @@
 #endif
 
 /* Where the zygote sees its code; its children detach it (they never see it). */
-#define ZYG_EXT_INSIDE    SBX_ZYGOTE_EXT_DIR
-#define ZYG_MAX_MODULES   64
+#define ZYG_EXT_INSIDE  SBX_ZYGOTE_EXT_DIR
+#define ZYG_MAX_MODULES 64
+#define ZYG_CMDLINE_PAD                                                                            \
+    "--pad="                                                                                       \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."                                                                                         \
+    "............................................................................................" \
+    "...."
 #define ZYG_READY_MS      120000 /* preloads on a loaded 2-core host: pandas+matplotlib ≈ 1-3 s */
 #define ZYG_FORK_MS       10000  /* a child answering HELLO and READY */
 #define ZYG_EXIT_GRACE_MS 3000   /* the zygote's ZP_EXIT after the child died */
@@ -71,7 +89,7 @@ struct zygote {
     struct zyg_set *set;
     int kind;
     char *argv_buf;                        /* the module names, NUL-separated */
-    const char *argv[ZYG_MAX_MODULES + 4]; /* python3 -s zygote.py MODULES... */
+    const char *argv[ZYG_MAX_MODULES + 5]; /* python3 -s zygote.py --pad=... MODULES... */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu; /* guards everything below */
@@ -1311,8 +1329,10 @@ static void zygote_init(struct zyg_set *zs, int kind, const char *modules)
     z->argv[n++] = "python3";
     z->argv[n++] = "-s";
     z->argv[n++] = ZYG_EXT_INSIDE "/zygote.py";
+    /* Room in the argv area for each child's own command line (kiln_sbx.c set_cmdline()). */
+    z->argv[n++] = ZYG_CMDLINE_PAD;
     z->argv_buf = xstrdup(modules != NULL ? modules : "");
-    for (char *s = z->argv_buf; *s != '\0' && n < ZYG_MAX_MODULES + 3;) {
+    for (char *s = z->argv_buf; *s != '\0' && n < ZYG_MAX_MODULES + 4;) {
         char *comma = strchr(s, ',');
         if (comma != NULL)
             *comma = '\0';

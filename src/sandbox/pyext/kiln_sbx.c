@@ -110,6 +110,46 @@ static void prefault(void)
         fclose(f);
 }
 
+/* Show the job's command line ("python3 FILE ARGS", as a cold sandbox's program has) in
+ * /proc/<pid>/cmdline, over the zygote's own argv area (the zygote is started with a padding
+ * argument so there is room; what does not fit is cut). For ps and for tests that find an
+ * execution by its arguments. */
+static void set_cmdline(const char *args, size_t len)
+{
+    char stat[2048], *p;
+    unsigned long start = 0, end = 0;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    size_t room, o;
+
+    if (fd < 0)
+        return;
+    n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    stat[n] = '\0';
+    /* arg_start and arg_end are fields 48 and 49; field 3 starts after "comm) ". */
+    p = strrchr(stat, ')');
+    if (p == NULL || p[1] != ' ')
+        return;
+    p += 2;
+    for (int field = 3; p != NULL && field < 48; field++) {
+        p = strchr(p, ' ');
+        if (p != NULL)
+            p++;
+    }
+    if (p == NULL || sscanf(p, "%lu %lu", &start, &end) != 2 || end <= start)
+        return;
+    room = end - start;
+    o = sizeof "python3";
+    if (room <= o)
+        return;
+    memset((void *)start, 0, room);
+    memcpy((void *)start, "python3", sizeof "python3");
+    memcpy((void *)(start + o), args, len < room - o - 1 ? len : room - o - 1);
+}
+
 /* In the child: wait for ZP_GO, isolate, report ready, wait for the job, enter it. Returns
  * the job's dict; on failure reports ZP_FAIL and exits. */
 static PyObject *child_main(struct zstate *z, int chan)
@@ -186,6 +226,14 @@ static PyObject *child_main(struct zstate *z, int chan)
         }
         Py_DECREF(s);
         p += l + 1;
+    }
+    {
+        /* argv is the first part of the strings: up to the argc-th NUL */
+        const char *a = buf + sizeof j;
+        size_t alen = 0;
+        for (uint32_t i = 0; i < j.argc && a + alen < end; i++)
+            alen += strlen(a + alen) + 1;
+        set_cmdline(a, alen);
     }
     rc = sbx_zchild_enter(&j, &zf, &prog, z->landlock_abi, z->cap_last, &stage);
     if (rc < 0)

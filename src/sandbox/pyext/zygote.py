@@ -131,7 +131,7 @@ def _exit_code(e):
 
 def main():
     _preload(BASE)
-    _preload([n for n in sys.argv[1:] if n])
+    _preload([n for n in sys.argv[1:] if n and not n.startswith("--pad=")])
     _warm()
     import gc
     gc.collect()
