@@ -164,10 +164,7 @@ def test_kill_9_during_executions_and_uploads_then_restart():
 
 
 def crash_scenario(data, run):
-    # POD_POOL_PY=0: Python runs in cold sandboxes, whose command lines hold the token (a zygote
-    # child's is the zygote's)
-    env = {"DATA_DIR": data, "SANDBOX_RUN_DIR": run, "MAX_CONCURRENT_EXECUTIONS": "8",
-           "POD_POOL_PY": "0"}
+    env = {"DATA_DIR": data, "SANDBOX_RUN_DIR": run, "MAX_CONCURRENT_EXECUTIONS": "8"}
     s = KilnServer(env)
     tok = token()
     acked = {}  # (sid, fid) -> bytes
