@@ -401,6 +401,8 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     const char **state_argv = NULL;
     char maxbuf[32];
     bool zygote;
+    char *scan = NULL; /* what zyg_run() scans, when not the code itself */
+    size_t scan_len = 0;
     enum kiln_err rc;
 
     if (l == NULL)
@@ -435,10 +437,18 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         /* The runner is `python3 FILE ARGS...` like the program itself, so a zygote child runs
          * it as __main__ and it restores, runs code.py and captures exactly as it does cold
          * (cloudpickle and lz4 are preloaded there). A restored state may hold anything (a
-         * DataFrame, an imported pandas): the heavy zygote then, whatever the code imports. */
-        bool light_ok = job->state_in == NULL;
-        rc = zyg_run(le->zyg, &lj->job, light_ok ? job->code : NULL, light_ok ? job->code_len : 0,
-                     &res->run, eb);
+         * DataFrame, an imported pandas): the heavy zygote then, whatever the code imports —
+         * zyg_run() picks by its scan of the source, so the scan is shown a heavy import ahead
+         * of the code (which it still scans for everything else, e.g. self-signalling). */
+        static const char heavy_hint[] = "import pandas\n";
+        if (job->state_in != NULL && job->code != NULL) {
+            scan_len = sizeof heavy_hint - 1 + job->code_len;
+            scan = xmalloc(scan_len);
+            memcpy(scan, heavy_hint, sizeof heavy_hint - 1);
+            memcpy(scan + sizeof heavy_hint - 1, job->code, job->code_len);
+        }
+        rc = zyg_run(le->zyg, &lj->job, scan != NULL ? scan : job->code,
+                     scan != NULL ? scan_len : job->code_len, &res->run, eb);
     } else if (lease != NULL) {
         rc = sbx_lease_run(lease, &lj->job, &res->run, eb);
     } else {
@@ -479,6 +489,7 @@ out:
     free(w.cands);
     free(w.buf);
     free(state_argv);
+    free(scan);
     sha256_free(w.h);
     lang_job_free(lj);
     if (lease != NULL)

@@ -1127,6 +1127,20 @@ out : {
     return err;
 }
 
+/* A zygote child is PID 1 of its PID namespace, and the kernel does not deliver to a namespace's
+ * init the signals it has no handler for when they come from inside (SIGKILL included): a
+ * program that signals itself (`os.kill(os.getpid(), 9)`, `os.abort()` aside) would survive
+ * where `python3 code.py` dies. Such programs run cold, where the program is PID 2. */
+static bool code_signals_itself(const char *code, size_t len)
+{
+    static const char *const needles[] = {"kill", "getpid", "signal", "raise_signal", "killpg"};
+
+    for (size_t i = 0; i < sizeof needles / sizeof needles[0]; i++)
+        if (memmem(code, len, needles[i], strlen(needles[i])) != NULL)
+            return true;
+    return false;
+}
+
 /* Is job `python3 FILE [ARGS...]`? */
 static bool job_is_python(const struct sbx_job *job)
 {
@@ -1153,7 +1167,8 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
     memset(res, 0, sizeof *res);
     if (zs == NULL)
         return errbuf_set(eb, KILN_ERR_INVALID, "no zygote set");
-    if (!job_is_python(job) || (job->ws != NULL && job->ws->ctx != zs->ctx))
+    if (!job_is_python(job) || (job->ws != NULL && job->ws->ctx != zs->ctx) ||
+        (code != NULL && code_signals_itself(code, len)))
         goto cold;
     order[0] =
         zs->have[ZK_LIGHT] && code != NULL && zyg_code_is_light(code, len) ? ZK_LIGHT : ZK_HEAVY;
