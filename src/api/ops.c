@@ -57,6 +57,7 @@ static void ops_metrics(struct http_req *req)
         return;
     }
     ops_storage_gauges(svc);
+    services_pool_metrics(svc);
     if (metrics_render_text(svc->metrics, &text, &len, &eb) != KILN_OK) {
         http_reply_error(req, KILN_ERR_INTERNAL, eb.msg, NULL);
         return;
@@ -334,6 +335,7 @@ static void ops_stats(struct http_req *req)
         hours = hours < 1 ? 1 : hours > 24 ? 24 : hours;
     }
     ops_storage_gauges(svc);
+    services_pool_metrics(svc);
     if (metrics_render_summary_json(svc->metrics, (unsigned)hours, 0, &out, &eb) != KILN_OK) {
         http_reply_error(req, KILN_ERR_INTERNAL, eb.msg, NULL);
         return;

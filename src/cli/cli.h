@@ -34,7 +34,5 @@ int cmd_bench_pool(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 /* `kiln exec -l LANG [-f FILE | CODE] ...`: run code on a kiln server (cli/cmd_exec.c). */
 int cmd_exec(int argc, char **argv);
-/* `kiln bench-pool [-n RUNS] [LANG...]`: cold vs warm-pool latency (cli/cmd_bench_pool.c). */
-int cmd_bench_pool(int argc, char **argv);
 
 #endif

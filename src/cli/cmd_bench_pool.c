@@ -31,8 +31,11 @@
 static const struct {
     const char *lang, *code;
 } bench_programs[] = {
-    {"bash", "echo 1\n"},     {"js", "console.log(1)\n"}, {"php", "<?php echo 1, \"\\n\";\n"},
-    {"r", "cat(1, '\\n', sep = '')\n"}, {"py", "print(1)\n"},
+    {"bash", "echo 1\n"},
+    {"js", "console.log(1)\n"},
+    {"php", "<?php echo 1, \"\\n\";\n"},
+    {"r", "cat(1, '\\n', sep = '')\n"},
+    {"py", "print(1)\n"},
 };
 
 static double bench_now_ms(void)

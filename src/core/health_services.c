@@ -106,6 +106,16 @@ enum health_status health_check_executor(void *ctx, double timeout_s, char *msg,
     return HEALTH_HEALTHY;
 }
 
+/* The pools check on fresh gauges (the pools report their statistics on demand). */
+static enum health_status health_services_pools(void *ctx, double timeout_s, char *msg,
+                                                size_t msg_size)
+{
+    struct health_services *hs = ctx;
+
+    services_pool_metrics(hs->svc);
+    return health_check_pools(&hs->pools, timeout_s, msg, msg_size);
+}
+
 enum kiln_err health_services_register(struct health *h, struct health_services *hs,
                                        struct kiln_services *svc, struct errbuf *eb)
 {
@@ -133,7 +143,7 @@ enum kiln_err health_services_register(struct health *h, struct health_services 
         hs->pools.metrics = svc->metrics;
         hs->pools.languages = hs->langs;
         hs->pools.nlanguages = n;
-        rc = health_register(h, "pools", health_check_pools, &hs->pools, eb);
+        rc = health_register(h, "pools", health_services_pools, hs, eb);
     }
     return rc;
 }

@@ -1,6 +1,7 @@
 #include "core/services.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,73 @@
 #include "core/sessions.h"
 #include "core/state.h"
 #include "lang/lang.h"
+#include "lang/warm.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/zygote.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
+
+/* Most pool kinds services_pool_metrics() follows (the language table is smaller). */
+#define SERVICES_MAX_KINDS 64
+
+/* What services_pool_metrics() already added to the counters (which only ever increase, while
+ * the pools report totals). */
+struct services_pool_seen {
+    pthread_mutex_t mu;
+    unsigned long long hits[SERVICES_MAX_KINDS], misses[SERVICES_MAX_KINDS];
+    unsigned long long zyg_hits, zyg_misses, zyg_restarts;
+};
+
+/* Add now - *seen to counter id (labels as metrics_add()), remember now. */
+static void services_counter_sync(struct metrics *m, enum metric_id id, const char *const *labels,
+                                  unsigned long long now, unsigned long long *seen)
+{
+    if (now > *seen)
+        metrics_add(m, id, labels, now - *seen);
+    *seen = now;
+}
+
+void services_pool_metrics(struct kiln_services *svc)
+{
+    struct services_pool_seen *seen;
+    struct metrics *m;
+
+    if (svc == NULL || svc->metrics == NULL || svc->seen == NULL)
+        return;
+    m = svc->metrics;
+    seen = svc->seen;
+    pthread_mutex_lock(&seen->mu);
+    if (svc->pools != NULL) {
+        struct sbx_pool *pool = lang_pools_pool(svc->pools);
+        size_t n = sbx_pool_nkinds(pool);
+        for (size_t i = 0; i < n && i < SERVICES_MAX_KINDS; i++) {
+            struct sbx_pool_stats st;
+            sbx_pool_stats(pool, i, &st);
+            if (svc->zyg != NULL && strcmp(st.key, "py") == 0)
+                continue; /* the zygotes are Python's warm path */
+            const char *lab[1] = {st.key};
+            metrics_gauge_set(m, METRIC_POOL_SIZE, lab, st.size);
+            metrics_gauge_set(m, METRIC_POOL_IDLE, lab, st.idle);
+            services_counter_sync(m, METRIC_POOL_HITS_TOTAL, lab, st.hits, &seen->hits[i]);
+            services_counter_sync(m, METRIC_POOL_MISSES_TOTAL, NULL, st.misses, &seen->misses[i]);
+        }
+    }
+    if (svc->zyg != NULL) {
+        /* Python: the children forked ahead of demand are its warm sandboxes */
+        const char *lab[1] = {"py"};
+        struct zyg_stats zs;
+        unsigned nz = svc->cfg->pod_pool_py > 0 ? (unsigned)svc->cfg->pod_pool_py : 0;
+        zyg_get_stats(svc->zyg, &zs);
+        metrics_gauge_set(m, METRIC_POOL_SIZE, lab, (int64_t)nz * (zs.running[0] ? 2 : 1));
+        metrics_gauge_set(m, METRIC_POOL_IDLE, lab, zs.ready[0] + zs.ready[1]);
+        services_counter_sync(m, METRIC_POOL_HITS_TOTAL, lab, zs.hits, &seen->zyg_hits);
+        services_counter_sync(m, METRIC_POOL_MISSES_TOTAL, NULL, zs.misses + zs.fallbacks,
+                              &seen->zyg_misses);
+        services_counter_sync(m, METRIC_ZYGOTE_RESTARTS_TOTAL, NULL, zs.restarts,
+                              &seen->zyg_restarts);
+    }
+    pthread_mutex_unlock(&seen->mu);
+}
 
 long long services_now_ms(const struct kiln_services *svc)
 {
@@ -73,6 +138,26 @@ static void services_start_zygotes(struct kiln_services *svc)
     exec_local_set_zygote(svc->exec, svc->zyg);
 }
 
+/* The warm pools of the other languages (POD_POOL_<LANG>; py only when its zygotes are not
+ * running, as they are its warm path). Unprivileged the pools stay empty and every lease is
+ * cold; a failure is only logged. */
+static void services_start_pools(struct kiln_services *svc)
+{
+    struct kiln_config c = *svc->cfg; /* read during lang_pools_new() only */
+    struct errbuf eb = {{0}};
+
+    if (!c.pod_pool_enabled)
+        return;
+    if (svc->zyg != NULL)
+        c.pod_pool_py = 0;
+    if (lang_pools_new(svc->sbx, &c, &svc->pools, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln: warm pools not started (executions run cold): %s\n", eb.msg);
+        svc->pools = NULL;
+        return;
+    }
+    exec_local_set_pool(svc->exec, lang_pools_pool(svc->pools));
+}
+
 static enum kiln_err services_open_exec(struct kiln_services *svc, struct errbuf *eb)
 {
     const struct kiln_config *cfg = svc->cfg;
@@ -101,8 +186,10 @@ static enum kiln_err services_open_exec(struct kiln_services *svc, struct errbuf
     if (rc)
         return rc;
     rc = exec_local_new(svc->sbx, svc->blob, &svc->exec, eb);
-    if (rc == KILN_OK)
+    if (rc == KILN_OK) {
         services_start_zygotes(svc);
+        services_start_pools(svc);
+    }
     return rc;
 }
 
@@ -114,6 +201,8 @@ enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services 
     enum kiln_err rc;
 
     svc->cfg = cfg;
+    svc->seen = xcalloc(1, sizeof *svc->seen);
+    pthread_mutex_init(&svc->seen->mu, NULL);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rc = errbuf_set(eb, KILN_ERR_IO, "cannot create DATA_DIR %s: %s", cfg->data_dir,
                         strerror(errno));
@@ -164,11 +253,15 @@ void services_close(struct kiln_services *svc)
     exec_gate_free(svc->gate);
     if (svc->exec != NULL)
         svc->exec->ops->close(svc->exec);
+    lang_pools_free(svc->pools); /* every lease was freed: the gate is idle */
     zyg_stop(svc->zyg);
     sbx_ctx_free(svc->sbx);
     if (svc->blob != NULL)
         svc->blob->ops->close(svc->blob);
     if (svc->store != NULL)
         svc->store->ops->close(svc->store);
+    if (svc->seen != NULL)
+        pthread_mutex_destroy(&svc->seen->mu);
+    free(svc->seen);
     free(svc);
 }

@@ -19,6 +19,8 @@ struct state_ctx;
 struct metrics;
 struct health;
 struct keys;
+struct lang_pools;
+struct services_pool_seen;
 
 /* Milliseconds since the epoch; tests substitute a fake clock. */
 typedef long long (*services_clock_fn)(void *arg);
@@ -31,6 +33,8 @@ struct kiln_services {
     struct exec_gate *gate;           /* MAX_CONCURRENT_EXECUTIONS + MAX_QUEUED_EXECUTIONS */
     struct sbx_ctx *sbx;              /* the local backend's sandbox context, or NULL */
     struct zyg_set *zyg;              /* the Python zygotes (POD_POOL_ENABLED, root), or NULL */
+    struct lang_pools *pools;         /* warm pools of the other languages, or NULL */
+    struct services_pool_seen *seen;  /* pool counters already added to metrics */
     struct sessions_sweeper *sweeper; /* the background TTL sweeper, or NULL */
     struct state_ctx *state;          /* Python state: write lock + archiver (core/state.h) */
     services_clock_fn clock;          /* NULL = the real clock */
@@ -51,6 +55,11 @@ enum kiln_err services_open(const struct kiln_config *cfg, struct kiln_services 
 /* Stop the sweeper, wait for reserved executions (exec_gate_wait_idle()), close every backend.
  * NULL is a no-op. */
 void services_close(struct kiln_services *svc);
+
+/* Copy the warm pools' and the zygotes' statistics into svc->metrics (kiln_pool_size, _idle,
+ * _hits_total, _misses_total, kiln_zygote_restarts_total; py = the zygotes). Cheap; called before
+ * /metrics, the dashboard summary and the pools health check render. Any thread. */
+void services_pool_metrics(struct kiln_services *svc);
 
 /* The current time in ms (svc->clock when set). */
 long long services_now_ms(const struct kiln_services *svc);

@@ -127,4 +127,12 @@ struct zyg_set;
  * NULL turns it off. Call before the first run. */
 void exec_local_set_zygote(struct exec *ex, struct zyg_set *zs);
 
+struct sbx_pool;
+
+/* Executions of the local backend ex not sent to a zygote lease their sandbox from pool
+ * (sandbox/pool.h: a parked sandbox of the language's kind, with its pre-started interpreter,
+ * or a cold one on a miss). pool is borrowed: it must outlive ex's runs; NULL turns it off.
+ * Call before the first run. */
+void exec_local_set_pool(struct exec *ex, struct sbx_pool *pool);
+
 #endif

@@ -18,6 +18,7 @@
 #include "exec/exec.h"
 #include "lang/lang.h"
 #include "lang/py_runner.h"
+#include "sandbox/pool.h"
 #include "sandbox/zygote.h"
 #include "util/xmalloc.h"
 
@@ -41,7 +42,8 @@ struct local_exec {
     struct exec base;
     struct sbx_ctx *sbx;
     struct blob *blob;
-    struct zyg_set *zyg; /* Python zygotes, or NULL: every run cold */
+    struct zyg_set *zyg;   /* Python zygotes, or NULL: every run cold */
+    struct sbx_pool *pool; /* warm pools of the other languages, or NULL: every run cold */
 };
 
 /* A file found by the first walk. */
@@ -393,17 +395,29 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
     struct local_exec *le = (struct local_exec *)ex;
     const struct lang *l = lang_find(job->lang);
     struct sbx_workspace *ws = NULL;
+    struct sbx_lease *lease = NULL;
     struct lang_job *lj = NULL;
     struct local_walk w = {0};
     const char **state_argv = NULL;
     char maxbuf[32];
+    bool zygote;
+    char *scan = NULL; /* what zyg_run() scans, when not the code itself */
+    size_t scan_len = 0;
     enum kiln_err rc;
 
     if (l == NULL)
         return errbuf_set(eb, KILN_ERR_INVALID, "Unsupported programming language: %s",
                           job->lang != NULL ? job->lang : "");
     res->input_unchanged = xcalloc(job->ninputs + 1, sizeof *res->input_unchanged);
-    rc = sbx_workspace_new(le->sbx, job->limits.data_mb, &ws, eb);
+    zygote = le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE;
+    if (!zygote && le->pool != NULL) {
+        /* a parked sandbox of the language's pool when there is one, else a cold one */
+        rc = sbx_pool_lease(le->pool, l->code, job->limits.data_mb, &lease, eb);
+        if (rc == KILN_OK)
+            ws = sbx_lease_workspace(lease);
+    } else {
+        rc = sbx_workspace_new(le->sbx, job->limits.data_mb, &ws, eb);
+    }
     if (rc)
         goto out;
     rc = local_mount(le, ws, job, eb);
@@ -415,17 +429,31 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
         goto out;
     lj->job.cancel_fd = job->cancel_fd;
     if (job->state_enabled && strcmp(l->code, "py") == 0) {
-        /* State capture runs the Python runner cold (the zygote child does not call it yet). */
         rc = local_state_prepare(ws, job, lj, &state_argv, maxbuf, sizeof maxbuf, eb);
         if (rc)
             goto out;
     }
-    /* zyg_run() takes any plain `python3 FILE ARGS` — the state runner's argv is one, and runs
-     * in a zygote child like any program — and falls back to sbx_run() by itself. */
-    if (le->zyg != NULL && l->warm == LANG_WARM_ZYGOTE)
-        rc = zyg_run(le->zyg, &lj->job, job->code, job->code_len, &res->run, eb);
-    else
+    if (zygote) {
+        /* The runner is `python3 FILE ARGS...` like the program itself, so a zygote child runs
+         * it as __main__ and it restores, runs code.py and captures exactly as it does cold
+         * (cloudpickle and lz4 are preloaded there). A restored state may hold anything (a
+         * DataFrame, an imported pandas): the heavy zygote then, whatever the code imports —
+         * zyg_run() picks by its scan of the source, so the scan is shown a heavy import ahead
+         * of the code (which it still scans for everything else, e.g. self-signalling). */
+        static const char heavy_hint[] = "import pandas\n";
+        if (job->state_in != NULL && job->code != NULL) {
+            scan_len = sizeof heavy_hint - 1 + job->code_len;
+            scan = xmalloc(scan_len);
+            memcpy(scan, heavy_hint, sizeof heavy_hint - 1);
+            memcpy(scan + sizeof heavy_hint - 1, job->code, job->code_len);
+        }
+        rc = zyg_run(le->zyg, &lj->job, scan != NULL ? scan : job->code,
+                     scan != NULL ? scan_len : job->code_len, &res->run, eb);
+    } else if (lease != NULL) {
+        rc = sbx_lease_run(lease, &lj->job, &res->run, eb);
+    } else {
         rc = sbx_run(le->sbx, &lj->job, &res->run, eb);
+    }
     if (rc)
         goto out;
 
@@ -461,9 +489,13 @@ out:
     free(w.cands);
     free(w.buf);
     free(state_argv);
+    free(scan);
     sha256_free(w.h);
     lang_job_free(lj);
-    sbx_workspace_free(ws);
+    if (lease != NULL)
+        sbx_lease_free(lease); /* the workspace with it */
+    else
+        sbx_workspace_free(ws);
     return rc;
 }
 
@@ -489,6 +521,11 @@ static const struct exec_ops local_ops = {
 void exec_local_set_zygote(struct exec *ex, struct zyg_set *zs)
 {
     ((struct local_exec *)ex)->zyg = zs;
+}
+
+void exec_local_set_pool(struct exec *ex, struct sbx_pool *pool)
+{
+    ((struct local_exec *)ex)->pool = pool;
 }
 
 enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec **out,

@@ -31,6 +31,7 @@ enum metric_id {
     METRIC_POOL_IDLE,               /* gauge {language} */
     METRIC_POOL_HITS_TOTAL,         /* counter {language} */
     METRIC_POOL_MISSES_TOTAL,       /* counter */
+    METRIC_ZYGOTE_RESTARTS_TOTAL,   /* counter */
     METRIC_SESSIONS,                /* gauge */
     METRIC_FILES_STORED,            /* gauge */
     METRIC_FILE_BYTES_STORED,       /* gauge */

@@ -63,6 +63,11 @@ const struct metric_def metrics_defs[METRIC__COUNT] = {
                                 {METRIC_LABEL_LANGUAGE}},
     [METRIC_POOL_MISSES_TOTAL] =
         {"kiln_pool_misses_total", "Executions that found no warm sandbox", METRIC_COUNTER, 0, {0}},
+    [METRIC_ZYGOTE_RESTARTS_TOTAL] = {"kiln_zygote_restarts_total",
+                                      "Python zygotes restarted after dying",
+                                      METRIC_COUNTER,
+                                      0,
+                                      {0}},
     [METRIC_SESSIONS] = {"kiln_sessions", "Live sessions", METRIC_GAUGE, 0, {0}},
     [METRIC_FILES_STORED] = {"kiln_files_stored", "Files stored", METRIC_GAUGE, 0, {0}},
     [METRIC_FILE_BYTES_STORED] =

@@ -262,3 +262,32 @@ def test_state_deleted_with_session_and_not_for_other_langs(kiln_server):
         assert r["has_state"] is False and r["state_size"] is None and r["state_hash"] is None
         r2 = run(c, "print('x' in globals())", r["session_id"])
         assert r2["stdout"] == "False\n"
+
+
+def py_hits(c):
+    import re
+    m = re.search(r'kiln_pool_hits_total\{language="py"\} (\d+)', c.get("/metrics").text)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the zygotes need root")
+def test_state_through_zygote_children(kiln_server):
+    """With the zygotes ready, executions with state run in zygote children (counted as py pool
+    hits), restore and capture as cold ones do, and tracebacks point at code.py only."""
+    srv = kiln_server()
+    with client(srv) as c:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            m = c.get("/metrics").text
+            if 'kiln_pool_idle{language="py"} 0' not in m and 'kiln_pool_idle{language="py"}' in m:
+                break
+            time.sleep(0.5)
+        before = py_hits(c)
+        r1 = run(c, DEFINE)
+        assert r1["stdout"] == "defined\n" and r1["has_state"] is True, r1
+        r2 = run(c, USE, r1["session_id"])
+        assert r2["stdout"] == "all restored\n", r2
+        r3 = run(c, "def g():\n    return 1 / 0\ng()\n", r1["session_id"])
+        assert "ZeroDivisionError" in r3["stderr"] and 'File "/mnt/data/code.py", line 3' in r3["stderr"]
+        assert "kiln_runner" not in r3["stderr"] and "zygote" not in r3["stderr"], r3["stderr"]
+        assert py_hits(c) - before >= 3, "state executions did not run in zygote children"

@@ -10,7 +10,10 @@ CTL_FD = 3
 # traceback for errors) and cheap standard modules most programs use, so that no execution pays
 # for them (random alone pulls in hashlib and OpenSSL: ~30 ms).
 BASE = ("atexit", "types", "random", "traceback", "linecache", "math", "json", "re",
-        "collections", "datetime", "itertools", "functools", "time", "threading")
+        "collections", "datetime", "itertools", "functools", "time", "threading",
+        # the state runner's (src/lang/py/kiln_runner.py, issue 6): restore and capture of a
+        # session's globals then cost no import in the child
+        "pickle", "cloudpickle", "lz4.frame", "importlib")
 
 
 def _preload(names):
