@@ -270,23 +270,36 @@ def py_hits(c):
     return int(m.group(1)) if m else 0
 
 
+def wait_py_children_ready(c, timeout=120):
+    """Wait until every py zygote child forked ahead is idle (kiln_pool_idle == kiln_pool_size)."""
+    import re
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = c.get("/metrics").text
+        idle = re.search(r'kiln_pool_idle\{language="py"\} (\d+)', m)
+        size = re.search(r'kiln_pool_size\{language="py"\} (\d+)', m)
+        if idle and size and int(size.group(1)) > 0 and idle.group(1) == size.group(1):
+            return
+        time.sleep(0.25)
+    raise AssertionError("the py zygote children were not ready in time")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the zygotes need root")
 def test_state_through_zygote_children(kiln_server):
     """With the zygotes ready, executions with state run in zygote children (counted as py pool
     hits), restore and capture as cold ones do, and tracebacks point at code.py only."""
     srv = kiln_server()
     with client(srv) as c:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            m = c.get("/metrics").text
-            if 'kiln_pool_idle{language="py"} 0' not in m and 'kiln_pool_idle{language="py"}' in m:
-                break
-            time.sleep(0.5)
+        wait_py_children_ready(c)
         before = py_hits(c)
         r1 = run(c, DEFINE)
         assert r1["stdout"] == "defined\n" and r1["has_state"] is True, r1
+        # refills are slow under ASan on a loaded machine: let both zygotes fork ahead again, so
+        # that a miss below can only mean the state path bypassed the zygote
+        wait_py_children_ready(c)
         r2 = run(c, USE, r1["session_id"])
         assert r2["stdout"] == "all restored\n", r2
+        wait_py_children_ready(c)
         r3 = run(c, "def g():\n    return 1 / 0\ng()\n", r1["session_id"])
         assert "ZeroDivisionError" in r3["stderr"] and 'File "/mnt/data/code.py", line 3' in r3["stderr"]
         assert "kiln_runner" not in r3["stderr"] and "zygote" not in r3["stderr"], r3["stderr"]
