@@ -8,12 +8,20 @@
 #define CLI_EXIT_FAIL  1
 #define CLI_EXIT_USAGE 2
 
-/* One subcommand: name, one-line summary for `kiln help`, and its entry point (argv[0] is the
- * subcommand name). */
+/* One subcommand: name, one-line summary for `kiln help`, and either its entry point (argv[0]
+ * is the subcommand name) or, when run is NULL, the companion executable that holds it.
+ *
+ * Why companions: every shared library an executable links costs page faults at each start and
+ * VMAs copied at each fork, and on these VMs a page fault costs ~25 us. `kiln run` (the cold
+ * sandbox path) needs only jansson and libseccomp; the server also needs libmicrohttpd (and with
+ * it GnuTLS), OpenSSL and SQLite; the HTTP clients need libcurl. So `kiln` itself holds the
+ * commands that need little, and execs `kiln-server` or `kiln-client`, built beside it, for the
+ * rest (DESIGN.md "One command, three executables"). */
 struct cli_command {
     const char *name;
     const char *summary;
     int (*run)(int argc, char **argv);
+    const char *helper; /* companion executable's file name, used when run is NULL */
 };
 
 /* The table of subcommands, terminated by a row with name NULL. Defined in main.c. */
@@ -21,6 +29,16 @@ extern const struct cli_command cli_commands[];
 
 /* Whether argv holds -h or --help (before any `--`). */
 int cli_wants_help(int argc, char **argv);
+
+/* Runs command c with argv[0] the command's name: calls c->run, or execs c->helper from the
+ * directory of the running executable with the command line `argv0 name args...` (argv0 is kept
+ * so that `ps` still shows `kiln serve`). Returns the command's exit status, or
+ * CLI_EXIT_FAIL with a message on stderr when the companion cannot be executed. */
+int cli_run_command(const struct cli_command *c, int argc, char **argv);
+
+/* The entry point shared by kiln and its companions: dispatches argv[1] through table (rows up to
+ * one with name NULL). prog names the executable in messages. */
+int cli_main(const struct cli_command *table, const char *prog, int argc, char **argv);
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);

@@ -3,17 +3,6 @@
 
 #include "cli/cli.h"
 
-int cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return 0;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static void help_usage(FILE *f)
 {
     fprintf(f, "usage: kiln <command> [options]\n\n"
@@ -30,7 +19,7 @@ int cmd_help(int argc, char **argv)
         for (const struct cli_command *c = cli_commands; c->name != NULL; c++) {
             if (strcmp(c->name, argv[1]) == 0) {
                 char *sub[] = {argv[1], "--help", NULL};
-                return c->run(2, sub);
+                return cli_run_command(c, 2, sub);
             }
         }
         fprintf(stderr, "kiln help: unknown command '%s'\n", argv[1]);

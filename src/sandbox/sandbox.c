@@ -242,7 +242,9 @@ static void kill_all(struct run *r)
     syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
 }
 
-static void read_records(struct run *r)
+/* Takes every whole record waiting in the report pipe. Returns false at EOF (every writer gone),
+ * true while the pipe may still deliver. */
+static bool read_records(struct run *r)
 {
     struct sbx_rec rec;
 
@@ -251,7 +253,7 @@ static void read_records(struct run *r)
         if (n < 0 && errno == EINTR)
             continue;
         if (n != (ssize_t)sizeof rec)
-            return;
+            return n != 0;
         switch (rec.kind) {
         case SBX_REC_STEP_DONE:
             r->last_step = rec;
@@ -319,7 +321,10 @@ static enum kiln_err supervise(struct run *r, const struct sbx_job *job, struct 
                 break;
             }
             case TAG_REP:
-                read_records(r);
+                /* At EOF (init closed its end on the way out) the pipe stays readable: drop it,
+                 * or the loop spins until the pidfd reports init's exit. */
+                if (!read_records(r))
+                    epoll_ctl(r->ep, EPOLL_CTL_DEL, r->rep_r, NULL);
                 if (r->have_fail)
                     kill_all(r);
                 break;
@@ -460,7 +465,7 @@ static enum kiln_err run_finish(struct run *r, const struct sbx_job *job,
         stream_read(&r->out, -1);
     if (r->err.fd >= 0)
         stream_read(&r->err, -1);
-    read_records(r);
+    (void)read_records(r);
     if (err)
         return err;
     if (r->have_fail)

@@ -1,4 +1,9 @@
-"""The kiln binary's command-line surface: help, version, exit codes."""
+"""The kiln binary's command-line surface: help, version, exit codes, and the split into kiln and
+its companions kiln-server and kiln-client (docs/DESIGN.md "One command, three executables")."""
+import os
+import shutil
+import subprocess
+
 from conftest import run_kiln
 
 
@@ -22,7 +27,57 @@ def test_unknown_command_is_a_usage_error(kiln_bin):
 
 
 def test_every_command_has_help(kiln_bin):
-    for cmd in ("serve", "config", "version", "help"):
+    for cmd in ("serve", "run", "exec", "keys", "bench-pool", "config", "version", "help"):
         r = run_kiln(cmd, "--help")
         assert r.returncode == 0, cmd
         assert "usage: kiln" in r.stdout, cmd
+
+
+def needed_libs(path):
+    """The DT_NEEDED entries of an ELF file, read with binutils' readelf."""
+    out = subprocess.run(["readelf", "-d", path], capture_output=True, text=True, check=True).stdout
+    return {line.split("[", 1)[1].split("]", 1)[0] for line in out.splitlines() if "(NEEDED)" in line}
+
+
+def test_kiln_itself_links_only_light_libraries(kiln_bin):
+    # `kiln run` is the cold sandbox path: every library loaded costs page faults at start and
+    # VMAs at each fork, so the heavy ones belong to the companions only.
+    libs = needed_libs(kiln_bin)
+    assert any(lib.startswith("libseccomp") for lib in libs), libs
+    heavy = [lib for lib in libs if lib.split(".so")[0] in
+             ("libmicrohttpd", "libcurl", "libcrypto", "libssl", "libgnutls", "libsqlite3")]
+    assert heavy == [], heavy
+    server = needed_libs(os.path.join(os.path.dirname(kiln_bin), "kiln-server"))
+    assert any(lib.startswith("libmicrohttpd") for lib in server), server
+    assert not any(lib.startswith("libcurl") for lib in server), server
+    client = needed_libs(os.path.join(os.path.dirname(kiln_bin), "kiln-client"))
+    assert any(lib.startswith("libcurl") for lib in client), client
+
+
+def test_companion_keeps_the_typed_command_line(kiln_bin):
+    # `kiln serve --bogus` reaches kiln-server's serve, which names itself as the user typed it
+    r = run_kiln("serve", "--bogus")
+    assert r.returncode == 2
+    assert "kiln serve" in r.stderr
+
+
+def test_missing_companion_is_a_clear_error(kiln_bin, tmp_path):
+    lone = tmp_path / "kiln"
+    shutil.copy(kiln_bin, lone)
+    for cmd, companion in (("serve", "kiln-server"), ("exec", "kiln-client"), ("keys", "kiln-client")):
+        r = subprocess.run([str(lone), cmd, "--help"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert companion in r.stderr and str(tmp_path) in r.stderr, r.stderr
+    # the commands kiln holds itself still work alone
+    r = subprocess.run([str(lone), "version"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stdout.startswith("kiln ")
+
+
+def test_companions_refuse_commands_they_do_not_hold(kiln_bin):
+    d = os.path.dirname(kiln_bin)
+    r = subprocess.run([os.path.join(d, "kiln-server"), "run", "-l", "py", "print(1)"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "unknown command 'run'" in r.stderr
+    r = subprocess.run([os.path.join(d, "kiln-client"), "serve"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "unknown command 'serve'" in r.stderr
