@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "util/selfexe.h"
 #include "util/xmalloc.h"
 
 int cli_wants_help(int argc, char **argv)
@@ -20,20 +21,13 @@ int cli_wants_help(int argc, char **argv)
     return 0;
 }
 
-/* The companion's path: the directory of the running executable (read from /proc/self/exe, so
- * neither PATH nor the caller's argv[0] can point it elsewhere) joined with name. */
+/* The companion's path: the directory of the running executable joined with name. */
 static int helper_path(const char *name, char *out, size_t cap)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
+    char dir[PATH_MAX];
+    if (selfexe_dir(dir, sizeof dir) != 0)
         return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL)
-        return -1;
-    *slash = '\0';
-    int w = snprintf(out, cap, "%s/%s", self, name);
+    int w = snprintf(out, cap, "%s/%s", dir, name);
     return w < 0 || (size_t)w >= cap ? -1 : 0;
 }
 

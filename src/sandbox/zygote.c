@@ -35,11 +35,35 @@
 #include <unistd.h>
 
 #include "sandbox/zchild.h"
+#include "util/selfexe.h"
 #include "util/xmalloc.h"
+
+/* zyg_wait_ready() stops waiting for a zygote that failed to start this many times in a row (a
+ * broken install, a missing module): the manager keeps retrying with backoff, callers go cold. */
+#define ZYG_WAIT_FAILURES 3
 
 #ifndef KILN_PYEXT_DIR
 #define KILN_PYEXT_DIR "/usr/lib/kiln/pyext"
 #endif
+
+/* Where the extension and zygote.py are when neither the options nor $KILN_PYEXT_DIR say: beside
+ * the running executable (the build tree: build/kiln-server and build/pyext/), then where
+ * `cmake --install` puts them (PREFIX/bin/ and PREFIX/lib/kiln/pyext/), then the build directory
+ * this binary was compiled in. Returns buf or the compiled-in path. */
+static const char *find_ext_dir(char *buf, size_t cap)
+{
+    static const char *const rel[] = {"pyext", "../lib/kiln/pyext"};
+    char dir[PATH_MAX], probe[PATH_MAX + 32];
+
+    if (selfexe_dir(dir, sizeof dir) != 0)
+        return KILN_PYEXT_DIR;
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(probe, sizeof probe, "%s/%s/zygote.py", dir, rel[i]);
+        if (access(probe, R_OK) == 0 && (size_t)snprintf(buf, cap, "%s/%s", dir, rel[i]) < cap)
+            return buf;
+    }
+    return KILN_PYEXT_DIR;
+}
 #ifndef OPEN_TREE_CLONE
 #define OPEN_TREE_CLONE 1
 #endif
@@ -97,6 +121,7 @@ struct zygote {
     pthread_cond_t cv;
     bool alive, ready_once;
     unsigned generation;
+    unsigned launch_failures; /* in a row; zyg_wait_ready() gives up after ZYG_WAIT_FAILURES */
     pid_t pid;
     int pidfd, ctl;
     struct sbx_cg_run cg;
@@ -641,12 +666,18 @@ static void *manager(void *arg)
             if (zygote_launch(z, &eb) != KILN_OK) {
                 if (!atomic_load(&zs->stopping))
                     fprintf(stderr, "kiln: zygote %d: %s\n", z->kind, eb.msg);
+                pthread_mutex_lock(&z->mu);
+                z->launch_failures++;
+                pthread_mutex_unlock(&z->mu);
                 backoff = backoff == 0 ? 200 : backoff * 2 > 10000 ? 10000 : backoff * 2;
                 continue;
             }
             if (started_once)
                 atomic_fetch_add(&zs->restarts, 1);
             started_once = true;
+            pthread_mutex_lock(&z->mu);
+            z->launch_failures = 0;
+            pthread_mutex_unlock(&z->mu);
             backoff = 0;
             continue;
         }
@@ -1375,7 +1406,7 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
 {
     struct zyg_set *zs;
     const char *ext = opts->ext_dir;
-    char path[PATH_MAX];
+    char path[PATH_MAX + 16], found[PATH_MAX];
     size_t nenv = 0;
 
     *out = NULL;
@@ -1384,7 +1415,7 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
     if (ext == NULL)
         ext = getenv("KILN_PYEXT_DIR");
     if (ext == NULL)
-        ext = KILN_PYEXT_DIR;
+        ext = find_ext_dir(found, sizeof found);
     snprintf(path, sizeof path, "%s/zygote.py", ext);
     if (access(path, R_OK) < 0)
         return errbuf_set(eb, KILN_ERR_UNAVAILABLE, "no zygote in %s: %s", ext, strerror(errno));
@@ -1436,13 +1467,14 @@ bool zyg_wait_ready(struct zyg_set *zs, long long timeout_ms)
         if (!zs->have[k])
             continue;
         for (;;) {
-            bool ok;
+            bool ok, broken;
             pthread_mutex_lock(&z->mu);
             ok = z->alive && z->nready >= zs->warm;
+            broken = z->launch_failures >= ZYG_WAIT_FAILURES;
             pthread_mutex_unlock(&z->mu);
             if (ok)
                 break;
-            if (now_ms() >= deadline)
+            if (broken || now_ms() >= deadline)
                 return false;
             {
                 struct timespec ts = {0, 20 * 1000000L};

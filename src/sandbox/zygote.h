@@ -57,7 +57,8 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
                         struct errbuf *eb);
 
 /* Wait until every zygote has finished its preloads and has its warm children (or timeout_ms
- * passed). True when all are ready. For start-up warm-up and tests. */
+ * passed, or a zygote failed to start three times in a row). True when all are ready. For
+ * start-up warm-up and tests. */
 bool zyg_wait_ready(struct zyg_set *zs, long long timeout_ms);
 
 /* Kill the zygotes and their children, remove their cgroups. NULL is a no-op. Only once every

@@ -1,8 +1,12 @@
 """The kiln binary's command-line surface: help, version, exit codes, and the split into kiln and
 its companions kiln-server and kiln-client (docs/DESIGN.md "One command, three executables")."""
 import os
+import pathlib
 import shutil
 import subprocess
+import tempfile
+
+import pytest
 
 from conftest import run_kiln
 
@@ -81,3 +85,38 @@ def test_companions_refuse_commands_they_do_not_hold(kiln_bin):
     r = subprocess.run([os.path.join(d, "kiln-client"), "serve"], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 2 and "unknown command 'serve'" in r.stderr
+
+
+@pytest.fixture
+def public_tmp():
+    """A directory every uid can search (pytest's tmp_path sits below a 0700 directory)."""
+    d = tempfile.mkdtemp(prefix="kiln-install-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_installed_tree_is_self_contained(kiln_bin, public_tmp):
+    # `cmake --install` gives PREFIX/bin/{kiln,kiln-server,kiln-client} and the zygote's
+    # PREFIX/lib/kiln/pyext/; the installed kiln finds both from its own directory. The prefix
+    # must be searchable by the sandbox uids (the extension directory is bound into the zygote).
+    prefix = public_tmp / "prefix"
+    subprocess.run(["cmake", "--install", os.path.dirname(kiln_bin), "--prefix", str(prefix)],
+                   check=True, capture_output=True, timeout=60)
+    for exe in ("kiln", "kiln-server", "kiln-client"):
+        assert os.access(prefix / "bin" / exe, os.X_OK), exe
+    env = {k: v for k, v in os.environ.items() if k != "KILN_PYEXT_DIR"}
+    kiln = str(prefix / "bin" / "kiln")
+    r = subprocess.run([kiln, "run", "-l", "py", "--zygote", "print(6 * 7)"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 0 and r.stdout == "42\n", r.stderr
+    assert "fell back" not in r.stderr, r.stderr
+    # the installed zygote.py is the one used: broken, the zygote cannot start, and kiln gives up
+    # waiting for it after three tries and runs the code in a cold sandbox instead
+    (prefix / "lib" / "kiln" / "pyext" / "zygote.py").write_text("raise SystemExit(3)\n")
+    r = subprocess.run([kiln, "run", "-l", "py", "--zygote", "print(6 * 7)"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 0 and r.stdout == "42\n", r.stderr
+    assert "the zygote did not start" in r.stderr and "fell back to a cold sandbox" in r.stderr
+    r = subprocess.run([kiln, "serve", "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "usage: kiln serve" in r.stdout
