@@ -143,8 +143,8 @@ static void test_zygote_print(void **state)
 static void test_zygote_parity_with_cold(void **state)
 {
     static const char *const progs[] = {
-        "import sys, os\nprint(__name__, __file__, sys.argv, os.getcwd(), sys.path[0])\n"
-        "print(os.getuid(), os.getgid(), sorted(k for k in os.environ if k != 'LC_CTYPE'))\n",
+        ("import sys, os\nprint(__name__, __file__, sys.argv, os.getcwd(), sys.path[0])\n"
+         "print(os.getuid(), os.getgid(), sorted(k for k in os.environ if k != 'LC_CTYPE'))\n"),
         "def f():\n    return 1/0\nprint('before')\nf()\n",
         "import sys\nprint('x')\nsys.exit(3)\n",
         "raise SystemExit('bye')\n",
