@@ -428,6 +428,14 @@ static void ops_dashboard(struct http_req *req)
     http_reply_bytes(req, 200, assets_content_type(a->path), a->data, a->len);
 }
 
+/* The page with a trailing slash (typed or bookmarked): 308 to its one URL. Serving it there too
+ * would work (the page's URLs are absolute), but one URL keeps history and bookmarks single. */
+static void ops_dashboard_slash(struct http_req *req)
+{
+    http_reply_header(req, "Location", "/admin-dashboard");
+    http_reply_bytes(req, 308, NULL, "", 0);
+}
+
 const struct http_route api_ops_routes[] = {
     {"GET", "/metrics", ops_metrics, 0, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/health/detailed", ops_health_detailed, 0, HTTP_BODY_NONE, 0, NULL},
@@ -435,6 +443,7 @@ const struct http_route api_ops_routes[] = {
     {"POST", "/__test/exec", ops_test_exec, HTTP_ROUTE_HIDDEN, HTTP_BODY_JSON, 0, NULL},
     {"GET", "/admin-dashboard", ops_dashboard, HTTP_ROUTE_NO_AUTH, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/admin-dashboard/{file}", ops_dashboard, HTTP_ROUTE_NO_AUTH, HTTP_BODY_NONE, 0, NULL},
+    {"GET", "/admin-dashboard/", ops_dashboard_slash, HTTP_ROUTE_NO_AUTH, HTTP_BODY_NONE, 0, NULL},
 };
 const size_t api_ops_routes_count = sizeof api_ops_routes / sizeof api_ops_routes[0];
 

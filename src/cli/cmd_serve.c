@@ -123,6 +123,7 @@ int cmd_serve(int argc, char **argv)
     keys = keys_new(cfg, svc->store);
     svc->keys = keys;
     auth_set_key_lookup(auth, keys_auth_lookup, keys);
+    auth_set_key_used(auth, keys_env_used, keys);
     health = health_new(&(struct health_options){(double)cfg->health_check_interval,
                                                  (double)cfg->health_check_timeout});
     if (health_services_register(health, &hsctx, svc, &eb) != KILN_OK ||

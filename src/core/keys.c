@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ struct keys {
     bool rate_limits;
     char env_hash[KEYS_ENV_MAX][KEYS_HASH_BUF]; /* API_KEY, API_KEYS */
     char env_prefix[KEYS_ENV_MAX][KEYS_PREFIX_BUF];
+    atomic_llong env_uses[KEYS_ENV_MAX];    /* keys_env_used(): this process's count */
+    atomic_llong env_last_ms[KEYS_ENV_MAX]; /* and its last use (0 = never) */
     size_t nenv;
     pthread_mutex_t mu; /* guards cache */
     struct keys_cached cache[KEYS_CACHE_N];
@@ -139,6 +142,13 @@ static bool keys_hash_ok(const char *h)
         if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
             return false;
     return true;
+}
+
+/* The lower-case hex of a SHA-256 digest. */
+static void keys_digest_hex(const unsigned char sha256[32], char hash[KEYS_HASH_BUF])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(hash + 2 * i, 3, "%02x", sha256[i]);
 }
 
 static int keys_env_index(const struct keys *k, const char *hash)
@@ -275,7 +285,21 @@ static void keys_usage(struct keys *k, struct keys_record *r, long long now)
     free(val);
 }
 
-static void keys_env_record(const struct keys *k, size_t i, struct keys_record *r)
+void keys_env_used(void *arg, const unsigned char sha256[32])
+{
+    struct keys *k = arg;
+    char hash[KEYS_HASH_BUF];
+    int i;
+
+    keys_digest_hex(sha256, hash);
+    i = keys_env_index(k, hash);
+    if (i < 0)
+        return;
+    atomic_fetch_add(&k->env_uses[i], 1);
+    atomic_store(&k->env_last_ms[i], keys_now_ms());
+}
+
+static void keys_env_record(struct keys *k, size_t i, struct keys_record *r)
 {
     memset(r, 0, sizeof *r);
     memcpy(r->key_hash, k->env_hash[i], KEYS_HASH_BUF);
@@ -284,6 +308,8 @@ static void keys_env_record(const struct keys *k, size_t i, struct keys_record *
     r->enabled = true;
     r->metadata = json_object();
     r->environment = true;
+    r->usage_count = atomic_load(&k->env_uses[i]);
+    r->last_used_ms = atomic_load(&k->env_last_ms[i]);
 }
 
 json_t *keys_record_json(const struct keys_record *r)
@@ -421,7 +447,7 @@ enum kiln_err keys_list(struct keys *k, struct keys_record **out, size_t *n, str
     if (s.n > 0)
         memcpy(all + k->nenv, s.a, s.n * sizeof *s.a);
     free(s.a);
-    for (size_t i = 0; i < k->nenv + s.n; i++)
+    for (size_t i = k->nenv; i < k->nenv + s.n; i++) /* env keys' usage is in memory */
         keys_usage(k, &all[i], s.now);
     *out = all;
     *n = k->nenv + s.n;
@@ -442,7 +468,6 @@ enum kiln_err keys_get(struct keys *k, const char *key_hash, struct keys_record 
     env = keys_env_index(k, key_hash);
     if (env >= 0) {
         keys_env_record(k, (size_t)env, out);
-        keys_usage(k, out, now);
         return KILN_OK;
     }
     rc = k->st->ops->kv_get(k->st, KEYS_NS, key_hash, now, &val, &len, NULL, eb);
@@ -584,8 +609,7 @@ enum kiln_err keys_auth_lookup(void *arg, const unsigned char sha256[32], const 
     enum kiln_err rc;
 
     (void)key_id;
-    for (int i = 0; i < 32; i++)
-        snprintf(hash + 2 * i, 3, "%02x", sha256[i]);
+    keys_digest_hex(sha256, hash);
     rc = keys_fetch(k, hash, now, &c, eb);
     if (rc)
         return rc;

@@ -6,6 +6,8 @@
  * (and, with a shared store, across instances). keys_auth_lookup() is the auth_key_lookup_fn that
  * plugs this into http/auth; validated records are cached in memory for API_KEY_CACHE_TTL s.
  *
+ * Environment keys' use is counted in memory (keys_env_used), not in the store.
+ *
  * Store layout: ns "apikey" key <key_hash> = JSON record; ns "apikey_use" key <key_hash> =
  * usage counter (its updated_ms is last_used_at); ns "ratelimit" key <key_hash>:<window> =
  * fixed-window counter expiring at the window's end.
@@ -106,6 +108,12 @@ enum kiln_err keys_revoke(struct keys *k, const char *key_hash, struct errbuf *e
  * "API key disabled"; unknown → KILN_ERR_UNAUTHORIZED; store down → KILN_ERR_UNAVAILABLE. */
 enum kiln_err keys_auth_lookup(void *arg, const unsigned char sha256[32], const char *key_id,
                                long *retry_after_s, struct auth_result *res, struct errbuf *eb);
+
+/* The auth_key_used_fn (arg = struct keys *): counts a use of the environment key with that
+ * SHA-256 (usage_count, last_used_at of its record), in memory: per process, from 0 at start,
+ * never in the store (env keys are checked by auth itself; a store write per request would put
+ * the store on the hot path of every LibreChat call). Unknown digests are ignored. */
+void keys_env_used(void *arg, const unsigned char sha256[32]);
 
 /* The record as the admin API's JSON object (new reference). */
 json_t *keys_record_json(const struct keys_record *r);

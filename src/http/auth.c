@@ -40,6 +40,8 @@ struct auth {
     struct faillimit *limit;
     auth_key_lookup_fn lookup;
     void *lookup_arg;
+    auth_key_used_fn used;
+    void *used_arg;
 };
 
 /* A presented secret: a borrowed span of a header, the body key or the Basic buffer. */
@@ -214,6 +216,12 @@ void auth_set_key_lookup(struct auth *a, auth_key_lookup_fn fn, void *arg)
     a->lookup_arg = arg;
 }
 
+void auth_set_key_used(struct auth *a, auth_key_used_fn fn, void *arg)
+{
+    a->used = fn;
+    a->used_arg = arg;
+}
+
 static long auth_mono_now(void)
 {
     struct timespec ts;
@@ -327,8 +335,9 @@ static bool auth_is_master(const struct auth *a, const unsigned char d[AUTH_DIGE
 }
 
 /* Verify one candidate against everything but the master key. KILN_OK fills res; any other
- * result carries its reason in eb (KILN_ERR_UNAUTHORIZED is a wrong credential). */
-static enum kiln_err auth_verify_normal(struct auth *a, struct auth_span cand,
+ * result carries its reason in eb (KILN_ERR_UNAUTHORIZED is a wrong credential). use: the
+ * request goes on with it (a static key's use is reported), not only told 403 from 401. */
+static enum kiln_err auth_verify_normal(struct auth *a, struct auth_span cand, bool use,
                                         struct auth_result *res, long *retry_after_s,
                                         struct errbuf *eb)
 {
@@ -343,6 +352,8 @@ static enum kiln_err auth_verify_normal(struct auth *a, struct auth_span cand,
     if (auth_is_static(a, d)) {
         res->method = AUTH_KEY;
         memcpy(res->key_id, key_id, sizeof key_id);
+        if (use && a->used != NULL)
+            a->used(a->used_arg, d);
         rc = KILN_OK;
         goto out;
     }
@@ -399,7 +410,7 @@ static enum kiln_err auth_verify_admin(struct auth *a, const struct auth_creds *
     for (size_t i = 0; i < c->ncand; i++) {
         enum kiln_err rc;
         memset(&other, 0, sizeof other);
-        rc = auth_verify_normal(a, c->cand[i], &other, retry_after_s, eb);
+        rc = auth_verify_normal(a, c->cand[i], false, &other, retry_after_s, eb);
         if (rc == KILN_OK)
             return errbuf_set(eb, KILN_ERR_FORBIDDEN, "Admin routes require the master key");
         if (rc != KILN_ERR_UNAUTHORIZED)
@@ -461,7 +472,7 @@ enum kiln_err auth_check(struct auth *a, const struct auth_request *req, struct 
                 }
             }
             memset(&r, 0, sizeof r);
-            rc = auth_verify_normal(a, c.cand[i], &r, &retry, eb);
+            rc = auth_verify_normal(a, c.cand[i], true, &r, &retry, eb);
         }
         OPENSSL_cleanse(d, sizeof d);
     }

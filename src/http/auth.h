@@ -95,4 +95,13 @@ typedef enum kiln_err (*auth_key_lookup_fn)(void *arg, const unsigned char sha25
  * start-up before the first auth_check(): it is not synchronised with running checks. */
 void auth_set_key_lookup(struct auth *a, auth_key_lookup_fn fn, void *arg);
 
+/* Called each time a static key (API_KEY, API_KEYS; not MASTER_API_KEY, and not managed keys,
+ * whose lookup counts its own) accepts a request, with the key's SHA-256: the usage count of
+ * environment keys. Runs on the request's thread, concurrently: cheap, non-blocking. */
+typedef void (*auth_key_used_fn)(void *arg, const unsigned char sha256[32]);
+
+/* Install the static-key use hook (NULL fn removes it); arg is passed back, borrowed. Call at
+ * start-up before the first auth_check(), like auth_set_key_lookup(). */
+void auth_set_key_used(struct auth *a, auth_key_used_fn fn, void *arg);
+
 #endif

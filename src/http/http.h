@@ -142,6 +142,12 @@ void http_reply_rate_limited(struct http_req *req, const char *message, long ret
  * content_disposition (NULL = none) are copied. Sent with sendfile where possible. */
 void http_reply_file(struct http_req *req, int fd, uint64_t size, const char *content_type,
                      const char *content_disposition);
+/* http_reply_file()'s parser of a Range header h (NULL = none) against a file of size bytes,
+ * exposed for the unit tests and fuzz/range_fuzz.c. Returns 1 when a satisfiable single
+ * "bytes=a-b", "bytes=a-" or "bytes=-n" was given (*off and *len set, within the file), 0 when
+ * there is none or a form we do not serve (several ranges, bad syntax: the whole file is sent,
+ * as RFC 9110 permits), -1 when unsatisfiable (416). */
+int http_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len);
 
 /* ---- deferred answers ---- */
 

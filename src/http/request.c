@@ -1,6 +1,7 @@
 /* The request abstraction handlers see, the answers they give, and the headers every answer
  * carries (request id, security headers, CORS). */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -393,10 +394,7 @@ void http_reply_rate_limited(struct http_req *req, const char *message, long ret
     http_req_set_resp(req, 429, r, strlen(s));
 }
 
-/* Parse a single "bytes=a-b" range against size. Returns 1 when a satisfiable range was given,
- * 0 when there is none (or a form we do not serve, e.g. several ranges: the whole file is
- * sent, as RFC 9110 permits), -1 when unsatisfiable. */
-static int http_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+int http_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
 {
     unsigned long long a = 0, b;
     char *end;
@@ -405,7 +403,10 @@ static int http_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_
         return 0;
     h += 6;
     errno = 0;
+    /* strtoull() would also take blanks and a sign ("bytes=-+0", "bytes=0--5"): digits only. */
     if (*h == '-') {
+        if (!isdigit((unsigned char)h[1]))
+            return 0;
         b = strtoull(h + 1, &end, 10);
         if (errno || end == h + 1 || *end != '\0')
             return 0;
@@ -417,6 +418,8 @@ static int http_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_
         *len = b;
         return 1;
     }
+    if (!isdigit((unsigned char)*h))
+        return 0;
     a = strtoull(h, &end, 10);
     if (errno || end == h || *end != '-')
         return 0;
@@ -424,6 +427,8 @@ static int http_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_
     if (*h == '\0') {
         b = size ? size - 1 : 0;
     } else {
+        if (!isdigit((unsigned char)*h))
+            return 0;
         b = strtoull(h, &end, 10);
         if (errno || *end != '\0' || b < a)
             return 0;

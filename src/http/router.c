@@ -57,7 +57,9 @@ static enum kiln_err router_compile(struct router_entry *e, const char *s, struc
         size_t len = strcspn(s, "/");
         struct router_seg *seg;
 
-        if (len == 0)
+        /* A trailing '/' ("/admin-dashboard/") is a last, empty literal segment: the path must
+         * end with '/' too. Anywhere else an empty segment is a mistake. */
+        if (len == 0 && (s[0] != '\0' || e->nseg == 0))
             return errbuf_set(eb, KILN_ERR_INVALID, "empty segment in route pattern");
         if (e->nseg == ROUTER_MAX_SEGMENTS)
             return errbuf_set(eb, KILN_ERR_INVALID, "route pattern has too many segments");

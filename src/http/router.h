@@ -43,7 +43,8 @@ struct router *router_new(void);
 void router_free(struct router *r);
 
 /* Add route under mount (at "" and "/v1" for HTTP_MOUNT_API, "/api/v1/admin" for admin). The
- * route is borrowed for the router's life. KILN_ERR_INVALID for a malformed pattern. */
+ * route is borrowed for the router's life. A pattern ending in '/' matches only paths ending in
+ * '/' (there is no implicit trailing-slash match). KILN_ERR_INVALID for a malformed pattern. */
 enum kiln_err router_add(struct router *r, enum http_mount mount, const struct http_route *route,
                          struct errbuf *eb);
 

@@ -70,17 +70,7 @@ const char *sbx_stage_name(int stage)
     return stage_names[stage];
 }
 
-/* One captured stream: at most max bytes kept; the rest is read and dropped, so a flooding
- * program neither blocks on a full pipe nor grows our memory. It runs on until its limits end
- * it (the wall clock at worst). */
-struct stream {
-    int fd;
-    char *buf;
-    size_t len, cap, max;
-    bool truncated;
-};
-
-static void stream_append(struct stream *s, const char *data, size_t n)
+static void stream_append(struct sbx_stream *s, const char *data, size_t n)
 {
     size_t room = s->max - s->len, take = n < room ? n : room;
 
@@ -101,9 +91,7 @@ static void stream_append(struct stream *s, const char *data, size_t n)
     s->len += take;
 }
 
-/* Read what is there (a bounded number of chunks per call, to stay fair to the other fds).
- * Returns false at EOF or error: the fd is then closed. */
-static bool stream_read(struct stream *s, int chunks)
+bool sbx_stream_read(struct sbx_stream *s, int chunks)
 {
     char tmp[16384];
 
@@ -124,8 +112,7 @@ static bool stream_read(struct stream *s, int chunks)
     return true;
 }
 
-/* Hand the buffer to the result: NUL-terminated, the marker appended when truncated. */
-static void stream_finish(struct stream *s, char **out, size_t *out_len, bool *trunc)
+void sbx_stream_finish(struct sbx_stream *s, char **out, size_t *out_len, bool *trunc)
 {
     size_t mlen = s->truncated ? strlen(SBX_TRUNCATION_MARKER) : 0;
     char *p = xmalloc(s->len + mlen + 1);
@@ -220,7 +207,7 @@ static int make_stdin(const struct sbx_job *job)
 /* The state of one run as the loop sees it. */
 struct run {
     int pidfd, ep, wall_fd, tick_fd, rep_r;
-    struct stream out, err;
+    struct sbx_stream out, err;
     struct sbx_cg_run cg;
     bool cg_made;
     bool init_exited, killed, wall_timeout, cpu_timeout, cancelled;
@@ -314,9 +301,9 @@ static enum kiln_err supervise(struct run *r, const struct sbx_job *job, struct 
                 break;
             case TAG_OUT:
             case TAG_ERR: {
-                struct stream *s = evs[i].data.u64 == TAG_OUT ? &r->out : &r->err;
+                struct sbx_stream *s = evs[i].data.u64 == TAG_OUT ? &r->out : &r->err;
                 int fd = s->fd;
-                if (!stream_read(s, 4))
+                if (!sbx_stream_read(s, 4))
                     epoll_ctl(r->ep, EPOLL_CTL_DEL, fd, NULL);
                 break;
             }
@@ -462,9 +449,9 @@ static enum kiln_err run_finish(struct run *r, const struct sbx_job *job,
     res->wall_ms = sbx_now_ms() - t0;
     /* Every process of the sandbox is gone with init: take what is left in the pipes. */
     if (r->out.fd >= 0)
-        stream_read(&r->out, -1);
+        sbx_stream_read(&r->out, -1);
     if (r->err.fd >= 0)
-        stream_read(&r->err, -1);
+        sbx_stream_read(&r->err, -1);
     (void)read_records(r);
     if (err)
         return err;
@@ -485,8 +472,8 @@ static enum kiln_err run_finish(struct run *r, const struct sbx_job *job,
         return errbuf_set(eb, KILN_ERR_INTERNAL, "sandbox init ended without a report (status %d)",
                           status);
     classify(r, lim, oom_kills, res->cpu_ms, res);
-    stream_finish(&r->out, &res->out, &res->out_len, &res->out_truncated);
-    stream_finish(&r->err, &res->err, &res->err_len, &res->err_truncated);
+    sbx_stream_finish(&r->out, &res->out, &res->out_len, &res->out_truncated);
+    sbx_stream_finish(&r->err, &res->err, &res->err_len, &res->err_truncated);
     return KILN_OK;
 }
 

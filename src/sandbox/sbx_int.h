@@ -253,6 +253,23 @@ enum kiln_err sbx_live_supervise(const struct sbx_ctx *ctx, struct sbx_live *liv
                                  struct errbuf *eb);
 long long sbx_now_ms(void);
 
+/* sandbox.c, for the zygote too: one captured stream of a run. At most max bytes are kept; the
+ * rest is read and dropped, so a flooding program neither blocks on a full pipe nor grows our
+ * memory. It runs on until its limits end it (the wall clock at worst). Zero it, then set fd
+ * (non-blocking, owned) and max. */
+struct sbx_stream {
+    int fd;
+    char *buf; /* owned; NULL once handed over by sbx_stream_finish() */
+    size_t len, cap, max;
+    bool truncated;
+};
+/* Read what is there (at most chunks reads, to stay fair to the other fds; -1: until EAGAIN or
+ * EOF). Returns false at EOF or error: the fd is then closed and set to -1. */
+bool sbx_stream_read(struct sbx_stream *s, int chunks);
+/* Hand the buffer to the result as a new NUL-terminated string (*out, owned by the caller), the
+ * truncation marker appended when truncated; s->buf is freed. */
+void sbx_stream_finish(struct sbx_stream *s, char **out, size_t *out_len, bool *trunc);
+
 /* Async-signal-safe helpers (child.c). */
 size_t sbx_strlcpy(char *dst, const char *src, size_t size);
 bool sbx_path_join(char *dst, size_t size, const char *a, const char *b);

@@ -729,59 +729,6 @@ static void *manager(void *arg)
 
 /* ---------------------------------------------------------------- one execution */
 
-/* One captured stream, as sandbox.c's: at most max bytes kept, the rest read and dropped. */
-struct zstream {
-    int fd;
-    char *buf;
-    size_t len, max;
-    bool truncated;
-};
-
-static bool zstream_read(struct zstream *s, int chunks)
-{
-    char tmp[16384];
-
-    for (int i = 0; chunks < 0 || i < chunks; i++) {
-        ssize_t n = read(s->fd, tmp, sizeof tmp);
-        if (n > 0) {
-            size_t room = s->max - s->len, take = (size_t)n < room ? (size_t)n : room;
-            if (take < (size_t)n)
-                s->truncated = true;
-            if (take > 0) {
-                s->buf = xreallocarray(s->buf, s->len + take + 1, 1);
-                memcpy(s->buf + s->len, tmp, take);
-                s->len += take;
-            }
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return true;
-        close(s->fd);
-        s->fd = -1;
-        return false;
-    }
-    return true;
-}
-
-static void zstream_finish(struct zstream *s, char **out, size_t *out_len, bool *trunc)
-{
-    size_t mlen = s->truncated ? strlen(SBX_TRUNCATION_MARKER) : 0;
-    char *p = xmalloc(s->len + mlen + 1);
-
-    if (s->len > 0)
-        memcpy(p, s->buf, s->len);
-    if (mlen > 0)
-        memcpy(p + s->len, SBX_TRUNCATION_MARKER, mlen);
-    p[s->len + mlen] = '\0';
-    *out = p;
-    *out_len = s->len + mlen;
-    *trunc = s->truncated;
-    free(s->buf);
-    s->buf = NULL;
-}
-
 /* The job as a ZP_JOB message: argv[1:] then the environment. NULL when too big. */
 static char *job_message(const struct sbx_job *job, const struct zp_job *head, size_t *len)
 {
@@ -841,7 +788,7 @@ static int make_stdin(const struct sbx_job *job)
 enum { T_PIDFD, T_OUT, T_ERR, T_CHAN, T_WALL, T_TICK, T_CANCEL };
 
 struct zrun {
-    struct zstream out, err;
+    struct sbx_stream out, err;
     int ep, wall_fd, tick_fd;
     bool dead, have_status, setup_failed, chan_eof, killed, started;
     bool wall_timeout, cpu_timeout, cancelled;
@@ -1085,9 +1032,9 @@ static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct 
                 break;
             case T_OUT:
             case T_ERR: {
-                struct zstream *s = evs[i].data.u64 == T_OUT ? &r.out : &r.err;
+                struct sbx_stream *s = evs[i].data.u64 == T_OUT ? &r.out : &r.err;
                 int fd = s->fd;
-                if (!zstream_read(s, 4))
+                if (!sbx_stream_read(s, 4))
                     epoll_ctl(r.ep, EPOLL_CTL_DEL, fd, NULL);
                 break;
             }
@@ -1131,9 +1078,9 @@ static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct 
     }
     /* Every process of the child's PID namespace is gone with it: take what is left. */
     if (r.out.fd >= 0)
-        zstream_read(&r.out, -1);
+        sbx_stream_read(&r.out, -1);
     if (r.err.fd >= 0)
-        zstream_read(&r.err, -1);
+        sbx_stream_read(&r.err, -1);
     res->wall_ms = now_ms() - t0;
     if (!r.started && !r.cancelled) {
         /* No user code ran (a setup failure, or the zygote died under a child that had not
@@ -1150,8 +1097,8 @@ static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct 
     zclassify(&r, &lim, ooms, res->cpu_ms, res);
     if (!r.have_status && !r.killed && res->note[0] == '\0')
         snprintf(res->note, sizeof res->note, "The Python zygote died during the execution");
-    zstream_finish(&r.out, &res->out, &res->out_len, &res->out_truncated);
-    zstream_finish(&r.err, &res->err, &res->err_len, &res->err_truncated);
+    sbx_stream_finish(&r.out, &res->out, &res->out_len, &res->out_truncated);
+    sbx_stream_finish(&r.err, &res->err, &res->err_len, &res->err_truncated);
 out : {
     int cl[] = {out_p[0], out_p[1],  err_p[0],  err_p[1], tree,    in,
                 r.ep,     r.wall_fd, r.tick_fd, r.out.fd, r.err.fd};

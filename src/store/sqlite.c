@@ -158,6 +158,19 @@ void sq_text(sqlite3_stmt *st, int i, const char *v)
     sqlite3_bind_text(st, i, v != NULL ? v : "", -1, SQLITE_TRANSIENT);
 }
 
+enum kiln_err sq_prep(struct sq_store *s, enum sq_stmt idx, const char *a, const char *b,
+                      sqlite3_stmt **q, struct errbuf *eb)
+{
+    *q = sq_stmt(s, idx, eb);
+    if (*q == NULL)
+        return KILN_ERR_IO;
+    if (a != NULL)
+        sq_text(*q, 1, a);
+    if (b != NULL)
+        sq_text(*q, 2, b);
+    return KILN_OK;
+}
+
 /* Run a statement that returns no rows (or whose rows are ignored). */
 enum kiln_err sq_exec(struct sq_store *s, sqlite3_stmt *st, struct errbuf *eb)
 {

@@ -22,22 +22,16 @@ enum kiln_err sq_session_create(struct store *st, const struct store_session *ss
     if (rc)
         goto out_unlocked_tx;
     if (ss->entity_id != NULL && ss->entity_id[0] != '\0' && max_per_entity > 0) {
-        q = sq_stmt(s, SQ_SESSION_COUNT_ENTITY, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
+        rc = sq_prep(s, SQ_SESSION_COUNT_ENTITY, ss->entity_id, NULL, &q, eb);
+        if (rc)
             goto out;
-        }
-        sq_text(q, 1, ss->entity_id);
         rc = sq_int(s, q, &count, eb);
         if (rc)
             goto out;
         if (count >= max_per_entity) {
-            q = sq_stmt(s, SQ_SESSION_OLDEST_OF_ENTITY, eb);
-            if (q == NULL) {
-                rc = KILN_ERR_IO;
+            rc = sq_prep(s, SQ_SESSION_OLDEST_OF_ENTITY, ss->entity_id, NULL, &q, eb);
+            if (rc)
                 goto out;
-            }
-            sq_text(q, 1, ss->entity_id);
             sqlite3_bind_int64(q, 2, count - max_per_entity + 1);
             rc = sq_collect_strings(s, q, &victims, &nvictims, eb);
             for (size_t i = 0; rc == KILN_OK && i < nvictims; i++)
@@ -82,12 +76,9 @@ enum kiln_err sq_session_get(struct store *st, const char *id, struct store_sess
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_SESSION_GET, id, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, id);
     r = sqlite3_step(q);
     if (r == SQLITE_ROW)
         sq_row_session(q, out);
@@ -109,12 +100,9 @@ enum kiln_err sq_session_touch(struct store *st, const char *id, long long now_m
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_TOUCH, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_SESSION_TOUCH, id, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, id);
     sqlite3_bind_int64(q, 2, now_ms);
     sqlite3_bind_int64(q, 3, expires_ms);
     rc = sq_exec(s, q, eb);
@@ -136,12 +124,9 @@ enum kiln_err sq_session_list_by_entity(struct store *st, const char *entity_id,
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_BY_ENTITY, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_SESSION_BY_ENTITY, entity_id, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, entity_id);
     sqlite3_bind_int64(q, 2, limit > 0 ? (long long)limit : -1);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
         arr = xreallocarray(arr, cnt + 1, sizeof *arr);
@@ -170,14 +155,10 @@ enum kiln_err sq_session_count(struct store *st, const char *entity_id, long lon
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, entity_id != NULL ? SQ_SESSION_COUNT_ENTITY : SQ_SESSION_COUNT_ALL, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        if (entity_id != NULL)
-            sq_text(q, 1, entity_id);
+    rc = sq_prep(s, entity_id != NULL ? SQ_SESSION_COUNT_ENTITY : SQ_SESSION_COUNT_ALL, entity_id,
+                 NULL, &q, eb);
+    if (rc == KILN_OK)
         rc = sq_int(s, q, out, eb);
-    }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -219,10 +200,8 @@ enum kiln_err sq_session_list_expired(struct store *st, long long now_ms, size_t
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_SESSION_EXPIRED, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
+    rc = sq_prep(s, SQ_SESSION_EXPIRED, NULL, NULL, &q, eb);
+    if (rc == KILN_OK) {
         sqlite3_bind_int64(q, 1, now_ms);
         sqlite3_bind_int64(q, 2, limit > 0 ? (long long)limit : -1);
         rc = sq_collect_strings(s, q, &arr, &cnt, eb);
@@ -293,12 +272,9 @@ enum kiln_err sq_file_reserve(struct store *st, const struct store_file *f, long
     if (rc)
         goto out;
     if (max_files > 0) {
-        q = sq_stmt(s, SQ_FILE_COUNT, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
+        rc = sq_prep(s, SQ_FILE_COUNT, f->session_id, NULL, &q, eb);
+        if (rc)
             goto out;
-        }
-        sq_text(q, 1, f->session_id);
         rc = sq_int(s, q, &count, eb);
         if (rc)
             goto out;
@@ -309,11 +285,9 @@ enum kiln_err sq_file_reserve(struct store *st, const struct store_file *f, long
             goto out;
         }
     }
-    q = sq_stmt(s, SQ_FILE_INSERT, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_INSERT, NULL, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
     sq_bind_file(q, &pending);
     rc = sq_exec(s, q, eb);
 out:
@@ -336,12 +310,9 @@ enum kiln_err sq_file_commit(struct store *st, const char *sid, const char *fid,
     if (rc)
         goto out_notx;
     if (max_total_bytes > 0) {
-        q = sq_stmt(s, SQ_FILE_BYTES_COMPLETE, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
+        rc = sq_prep(s, SQ_FILE_BYTES_COMPLETE, sid, NULL, &q, eb);
+        if (rc)
             goto out;
-        }
-        sq_text(q, 1, sid);
         rc = sq_int(s, q, &bytes, eb);
         if (rc)
             goto out;
@@ -353,13 +324,9 @@ enum kiln_err sq_file_commit(struct store *st, const char *sid, const char *fid,
             goto out;
         }
     }
-    q = sq_stmt(s, SQ_FILE_COMMIT, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_COMMIT, sid, fid, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
     sqlite3_bind_int64(q, 3, size);
     sq_text(q, 4, sha256);
     rc = sq_exec(s, q, eb);
@@ -386,11 +353,9 @@ enum kiln_err sq_file_put_many(struct store *st, const struct store_file *f, siz
     for (size_t i = 0; rc == KILN_OK && i < n; i++) {
         struct store_file done = f[i];
         done.state = STORE_FILE_COMPLETE;
-        q = sq_stmt(s, SQ_FILE_INSERT, eb);
-        if (q == NULL) {
-            rc = KILN_ERR_IO;
+        rc = sq_prep(s, SQ_FILE_INSERT, NULL, NULL, &q, eb);
+        if (rc)
             break;
-        }
         sq_bind_file(q, &done);
         rc = sq_exec(s, q, eb);
     }
@@ -409,13 +374,9 @@ enum kiln_err sq_file_get(struct store *st, const char *sid, const char *fid,
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_GET, sid, fid, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
     r = sqlite3_step(q);
     if (r == SQLITE_ROW)
         sq_row_file(q, out);
@@ -440,12 +401,9 @@ enum kiln_err sq_file_list(struct store *st, const char *sid, struct store_file 
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_LIST, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_LIST, sid, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, sid);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
         arr = xreallocarray(arr, cnt + 1, sizeof *arr);
         memset(&arr[cnt], 0, sizeof arr[cnt]);
@@ -478,13 +436,9 @@ enum kiln_err sq_file_delete(struct store *st, const char *sid, const char *fid,
     rc = sq_begin(s, eb);
     if (rc)
         goto out_notx;
-    q = sq_stmt(s, SQ_FILE_KEY, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_KEY, sid, fid, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
     rc = sq_collect_strings(s, q, &keys, &nkeys, eb);
     if (rc)
         goto out;
@@ -492,13 +446,9 @@ enum kiln_err sq_file_delete(struct store *st, const char *sid, const char *fid,
         rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "file not found");
         goto out;
     }
-    q = sq_stmt(s, SQ_FILE_DELETE, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_DELETE, sid, fid, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, sid);
-    sq_text(q, 2, fid);
     rc = sq_exec(s, q, eb);
 out:
     rc = sq_end(s, rc, eb);
@@ -520,13 +470,9 @@ enum kiln_err sq_session_totals(struct store *st, const char *sid, struct store_
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, sid != NULL ? SQ_FILE_TOTALS : SQ_FILE_TOTALS_ALL, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, sid != NULL ? SQ_FILE_TOTALS : SQ_FILE_TOTALS_ALL, sid, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
-    if (sid != NULL)
-        sq_text(q, 1, sid);
     if (sqlite3_step(q) == SQLITE_ROW) {
         out->files = sqlite3_column_int64(q, 0);
         out->bytes = sqlite3_column_int64(q, 1);
@@ -577,12 +523,9 @@ enum kiln_err sq_blob_key_referenced(struct store *st, const char *key, bool *ou
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_FILE_KEY_REFERENCED, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_FILE_KEY_REFERENCED, key, NULL, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, key);
     r = sqlite3_step(q);
     sqlite3_reset(q);
     if (r == SQLITE_ROW || r == SQLITE_DONE)

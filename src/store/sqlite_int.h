@@ -66,6 +66,12 @@ enum kiln_err sq_fail(struct sq_store *s, struct errbuf *eb, const char *what);
 
 sqlite3_stmt *sq_stmt(struct sq_store *s, enum sq_stmt idx, struct errbuf *eb);
 
+/* sq_stmt() for the common case: *q is statement idx with a and b, when not NULL, bound as text
+ * to ?1 and ?2 (bind the other parameters yourself). KILN_ERR_IO with eb set when it cannot be
+ * prepared. */
+enum kiln_err sq_prep(struct sq_store *s, enum sq_stmt idx, const char *a, const char *b,
+                      sqlite3_stmt **q, struct errbuf *eb);
+
 void sq_text(sqlite3_stmt *st, int i, const char *v);
 
 enum kiln_err sq_exec(struct sq_store *s, sqlite3_stmt *st, struct errbuf *eb);

@@ -13,12 +13,8 @@ enum kiln_err sq_kv_set(struct store *st, const char *ns, const char *key, const
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_SET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        sq_text(q, 1, ns);
-        sq_text(q, 2, key);
+    rc = sq_prep(s, SQ_KV_SET, ns, key, &q, eb);
+    if (rc == KILN_OK) {
         sqlite3_bind_blob64(q, 3, val != NULL ? val : "", len, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 4, now_ms);
         sqlite3_bind_int64(q, 5, ttl_ms > 0 ? now_ms + ttl_ms : 0);
@@ -38,13 +34,9 @@ enum kiln_err sq_kv_get(struct store *st, const char *ns, const char *key, long 
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_KV_GET, ns, key, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, key);
     sqlite3_bind_int64(q, 3, now_ms);
     r = sqlite3_step(q);
     if (r == SQLITE_ROW) {
@@ -69,12 +61,8 @@ enum kiln_err sq_kv_delete(struct store *st, const char *ns, const char *key, st
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_DELETE, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
-        sq_text(q, 1, ns);
-        sq_text(q, 2, key);
+    rc = sq_prep(s, SQ_KV_DELETE, ns, key, &q, eb);
+    if (rc == KILN_OK) {
         rc = sq_exec(s, q, eb);
         if (rc == KILN_OK && sqlite3_changes(s->db) == 0)
             rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "key not found");
@@ -97,13 +85,9 @@ enum kiln_err sq_kv_incr(struct store *st, const char *ns, const char *key, long
     rc = sq_begin(s, eb);
     if (rc)
         goto out_notx;
-    q = sq_stmt(s, SQ_KV_GET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_KV_GET, ns, key, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, key);
     sqlite3_bind_int64(q, 3, now_ms);
     r = sqlite3_step(q);
     if (r == SQLITE_ROW) {
@@ -118,13 +102,9 @@ enum kiln_err sq_kv_incr(struct store *st, const char *ns, const char *key, long
     sqlite3_reset(q);
     if (rc)
         goto out;
-    q = sq_stmt(s, SQ_KV_SET, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_KV_SET, ns, key, &q, eb);
+    if (rc)
         goto out;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, key);
     sqlite3_bind_int64(q, 3, v);
     sqlite3_bind_int64(q, 4, now_ms);
     sqlite3_bind_int64(q, 5, exp);
@@ -161,13 +141,9 @@ enum kiln_err sq_kv_scan(struct store *st, const char *ns, const char *prefix, l
     int r;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_SCAN, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
+    rc = sq_prep(s, SQ_KV_SCAN, ns, prefix, &q, eb);
+    if (rc)
         goto unlock;
-    }
-    sq_text(q, 1, ns);
-    sq_text(q, 2, prefix);
     sqlite3_bind_int64(q, 3, now_ms);
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
         rows = xreallocarray(rows, n + 1, sizeof *rows);
@@ -199,10 +175,8 @@ enum kiln_err sq_kv_sweep(struct store *st, long long now_ms, long long *removed
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    q = sq_stmt(s, SQ_KV_SWEEP, eb);
-    if (q == NULL) {
-        rc = KILN_ERR_IO;
-    } else {
+    rc = sq_prep(s, SQ_KV_SWEEP, NULL, NULL, &q, eb);
+    if (rc == KILN_OK) {
         sqlite3_bind_int64(q, 1, now_ms);
         rc = sq_exec(s, q, eb);
         if (rc == KILN_OK && removed != NULL)

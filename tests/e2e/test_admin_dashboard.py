@@ -56,6 +56,14 @@ def test_static_files_need_no_key_and_carry_a_csp(kiln_server):
         assert "default-src 'self'" in r.headers["content-security-policy"]
         assert "unsafe-inline" not in r.headers["content-security-policy"]
     assert httpx.get(s.url + "/admin-dashboard/nope.js").status_code == 404
+    # the trailing slash: a 308 to the page's one URL (no key needed), which then serves it
+    r = httpx.get(s.url + "/admin-dashboard/")
+    assert r.status_code == 308
+    assert r.headers["location"] == "/admin-dashboard"
+    r = httpx.get(s.url + "/admin-dashboard/", follow_redirects=True)
+    assert r.status_code == 200 and r.url.path == "/admin-dashboard"
+    assert r.headers["content-type"].startswith("text/html")
+    assert httpx.get(s.url + "/admin-dashboard//").status_code == 404
     assert httpx.get(s.url + "/admin-dashboard/..%2fkiln.db").status_code in (400, 404)
 
 

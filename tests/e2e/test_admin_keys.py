@@ -62,7 +62,15 @@ def test_key_lifecycle(srv):
     assert keys[env_hash]["source"] == "environment"
     assert admin(srv, "PATCH", f"/keys/{env_hash}", json={"enabled": False}).status_code == 403
     assert admin(srv, "DELETE", f"/keys/{env_hash}").status_code == 403
-    assert whoami(srv, API_KEY).status_code == 200
+    # environment keys' use is counted too (in memory): requests accepted with it, not a 403
+    # on an admin route, and not the managed key's
+    env_before = keys[env_hash]["usage_count"]
+    for _ in range(2):
+        assert whoami(srv, API_KEY).status_code == 200
+    assert admin(srv, "GET", "/keys", key=API_KEY).status_code == 403
+    env_rec = {k["key_hash"]: k for k in admin(srv, "GET", "/keys").json()}[env_hash]
+    assert env_rec["usage_count"] == env_before + 2
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", env_rec["last_used_at"])
 
     # update: name, limits, metadata; then disable → 401, enable → works again
     r = admin(srv, "PATCH", f"/keys/{h}",

@@ -496,6 +496,51 @@ static void test_auth_managed_key_hook(void **state)
     auth_free(a);
 }
 
+/* The static-key use hook: the digest of each static key that accepts a request. */
+struct used_log {
+    unsigned char last[32];
+    int calls;
+};
+
+static void fake_used(void *arg, const unsigned char sha256[32])
+{
+    struct used_log *u = arg;
+    memcpy(u->last, sha256, 32);
+    u->calls++;
+}
+
+static void test_auth_static_key_use_hook(void **state)
+{
+    (void)state;
+    struct auth *a = make_auth((const char **)base_env);
+    struct used_log u = {{0}, 0};
+    struct fake_store st = {{0}, 0, KILN_OK};
+    struct sockaddr_in p = v4("192.0.2.160");
+    const struct sockaddr *peer = (const struct sockaddr *)&p;
+    unsigned char d2[32];
+    unsigned int n = 0;
+    char *b_both = basic(KEY1 ":" KEY1);
+
+    EVP_Digest(KEY2, strlen(KEY2), d2, &n, EVP_sha256(), NULL);
+    EVP_Digest("managed-key-1", 13, st.digest, &n, EVP_sha256(), NULL);
+    auth_set_key_lookup(a, fake_lookup, &st);
+    auth_set_key_used(a, fake_used, &u);
+    assert_int_equal(check(a, NULL, "Bearer " KEY2, NULL, peer, false).rc, KILN_OK);
+    assert_int_equal(u.calls, 1);
+    assert_memory_equal(u.last, d2, 32);
+    /* Basic with the key in both parts is one use */
+    assert_int_equal(check(a, NULL, b_both, NULL, peer, false).rc, KILN_OK);
+    assert_int_equal(u.calls, 2);
+    /* not the master key, a managed key (its lookup counts), a wrong key or an admin route */
+    assert_int_equal(check(a, MASTER, NULL, NULL, peer, false).rc, KILN_OK);
+    assert_int_equal(check(a, "managed-key-1", NULL, NULL, peer, false).rc, KILN_OK);
+    assert_int_equal(check(a, "wrong-key", NULL, NULL, peer, false).rc, KILN_ERR_UNAUTHORIZED);
+    assert_int_equal(check(a, KEY1, NULL, NULL, peer, true).rc, KILN_ERR_FORBIDDEN);
+    assert_int_equal(u.calls, 2);
+    free(b_both);
+    auth_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_auth_bearer_jwt),
         cmocka_unit_test(test_auth_new_names_bad_jwt_setting),
         cmocka_unit_test(test_auth_managed_key_hook),
+        cmocka_unit_test(test_auth_static_key_use_hook),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

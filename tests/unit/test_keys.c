@@ -164,6 +164,40 @@ static void test_keys_lifecycle(void **state)
     keys_record_clear(&rec);
 }
 
+/* Environment keys' use: counted in memory by keys_env_used (auth's static-key hook), shown in
+ * their records; unknown digests and managed keys' digests are ignored. */
+static void test_keys_env_usage(void **state)
+{
+    struct fixture *fx = *state;
+    struct keys_record *all = NULL, rec = {0};
+    struct errbuf eb = {{0}};
+    unsigned char d1[32], d2[32], other[32];
+    size_t n = 0;
+
+    SHA256((const unsigned char *)"env-key-1", 9, d1);
+    SHA256((const unsigned char *)"env-key-2", 9, d2);
+    SHA256((const unsigned char *)"not-a-key", 9, other);
+    assert_int_equal(keys_list(fx->k, &all, &n, &eb), KILN_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(all[0].usage_count, 0);
+    assert_int_equal(all[0].last_used_ms, 0);
+    keys_records_free(all, n);
+    for (int i = 0; i < 3; i++)
+        keys_env_used(fx->k, d1);
+    keys_env_used(fx->k, d2);
+    keys_env_used(fx->k, other);
+    assert_int_equal(keys_list(fx->k, &all, &n, &eb), KILN_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(all[0].usage_count, 3); /* API_KEY env-key-1 */
+    assert_true(all[0].last_used_ms > 0);
+    assert_int_equal(all[1].usage_count, 1);
+    assert_int_equal(keys_get(fx->k, all[0].key_hash, &rec, &eb), KILN_OK);
+    assert_int_equal(rec.usage_count, 3);
+    assert_true(rec.environment && rec.last_used_ms == all[0].last_used_ms);
+    keys_record_clear(&rec);
+    keys_records_free(all, n);
+}
+
 static void test_keys_rate_windows(void **state)
 {
     struct fixture *fx = *state;
@@ -209,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keys_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_rate_windows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_env_usage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

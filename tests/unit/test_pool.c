@@ -28,6 +28,7 @@
 #include "sandbox/pool.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/sbx_int.h"
+#include "sbx_testutil.h"
 
 #define UID_BASE 262000u
 #define SLOTS    12u
@@ -37,40 +38,15 @@ static struct sbx_ctx *ctx;
 
 static int group_setup(void **state)
 {
-    struct sbx_ctx_opts o = {0};
-    struct errbuf eb = {{0}};
     (void)state;
-
-    snprintf(run_dir, sizeof run_dir, "/tmp/kiln-pool-test-XXXXXX");
-    if (mkdtemp(run_dir) == NULL || chmod(run_dir, 0711) < 0)
-        return -1;
-    o.run_dir = run_dir;
-    o.uid_base = UID_BASE;
-    o.slots = SLOTS;
-    if (sbx_ctx_new(&ctx, &o, &eb) != KILN_OK) {
-        fprintf(stderr, "sbx_ctx_new: %s\n", eb.msg);
-        return -1;
-    }
-    return 0;
+    return stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-pool-test-XXXXXX", UID_BASE,
+                         SLOTS);
 }
 
 static int group_teardown(void **state)
 {
-    char p[128];
     (void)state;
-
-    sbx_ctx_free(ctx);
-    for (unsigned i = 0; i < SLOTS; i++) {
-        snprintf(p, sizeof p, "%s/slots/%u.lock", run_dir, i);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/slots", run_dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/ws", run_dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/root", run_dir);
-    rmdir(p);
-    rmdir(run_dir);
+    stu_ctx_teardown(ctx, run_dir, SLOTS);
     return 0;
 }
 
@@ -554,63 +530,6 @@ static void test_pool_broken_interpreter_pauses_and_falls_back(void **state)
     sbx_pool_free(pool);
 }
 
-/* Host processes running as one of our slot uids. */
-static int count_slot_processes(void)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[300];
-        struct stat st;
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s", e->d_name);
-        if (stat(path, &st) == 0 && st.st_uid >= UID_BASE && st.st_uid < UID_BASE + SLOTS)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-/* cgroups of this process (sbx-<our pid>-*) under every parent. */
-static int count_our_cgroups(void)
-{
-    const char *parents[] = {ctx->cg.v2, ctx->cg.v1_memory, ctx->cg.v1_pids, ctx->cg.v1_cpuacct,
-                             ctx->cg.v1_cpu};
-    char prefix[32];
-    int n = 0;
-
-    snprintf(prefix, sizeof prefix, "sbx-%d-", (int)getpid());
-    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
-        DIR *d = parents[i] != NULL ? opendir(parents[i]) : NULL;
-        struct dirent *e;
-        if (d == NULL)
-            continue;
-        while ((e = readdir(d)) != NULL)
-            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-                n++;
-        closedir(d);
-    }
-    return n;
-}
-
-static int count_run_dir_mounts(void)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    char line[2048];
-    int n = 0;
-
-    assert_non_null(f);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strstr(line, run_dir) != NULL)
-            n++;
-    fclose(f);
-    return n;
-}
-
 static void test_pool_free_leaves_nothing(void **state)
 {
     static const struct lang_pool_size sizes[] = {{"js", 2}, {"bash", 2}, {"py", 1}};
@@ -618,12 +537,12 @@ static void test_pool_free_leaves_nothing(void **state)
     (void)state;
 
     assert_true(sbx_pool_wait_full(lang_pools_pool(lp), 30000));
-    assert_true(count_slot_processes() >= 5);
-    assert_true(count_our_cgroups() >= 5);
+    assert_true(stu_count_slot_processes(UID_BASE, SLOTS, false) >= 5);
+    assert_true(stu_count_our_cgroups(ctx) >= 5);
     lang_pools_free(lp);
-    assert_int_equal(count_slot_processes(), 0);
-    assert_int_equal(count_our_cgroups(), 0);
-    assert_int_equal(count_run_dir_mounts(), 0);
+    assert_int_equal(stu_count_slot_processes(UID_BASE, SLOTS, true), 0);
+    assert_int_equal(stu_count_our_cgroups(ctx), 0);
+    assert_int_equal(stu_count_run_dir_mounts(run_dir), 0);
 }
 
 /* The pools never take every slot: cold runs always find one. */
@@ -694,7 +613,7 @@ static void test_recover_removes_leftovers_of_dead_pids(void **state)
     assert_int_equal(access(dead_cg, F_OK), -1);
     assert_int_equal(access(dead_ws, F_OK), -1);
     assert_int_equal(access(live_cg, F_OK), 0);
-    assert_int_equal(count_run_dir_mounts(), 0);
+    assert_int_equal(stu_count_run_dir_mounts(run_dir), 0);
     rmdir(live_cg);
 }
 

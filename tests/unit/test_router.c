@@ -21,6 +21,7 @@ static const struct http_route routes[] = {
     {"GET", "/download/{session_id}/{file_id}", h_dummy, 0, HTTP_BODY_NONE, 0, NULL},
     {"DELETE", "/files/{session_id}/{file_id}", h_dummy, 0, HTTP_BODY_NONE, 0, NULL},
     {"GET", "/", h_dummy, 0, HTTP_BODY_NONE, 0, NULL},
+    {"GET", "/dash/", h_dummy, 0, HTTP_BODY_NONE, 0, NULL},
 };
 static const struct http_route admin_routes[] = {
     {"GET", "/keys", h_dummy, 0, HTTP_BODY_NONE, 0, NULL},
@@ -161,6 +162,20 @@ static void test_router_empty_segments_do_not_match(void **state)
     assert_int_equal(match(state, "GET", "", &m), ROUTER_BAD_PATH);
 }
 
+static void test_router_trailing_slash_only_where_the_pattern_has_it(void **state)
+{
+    struct router_match m;
+
+    assert_int_equal(match(state, "GET", "/dash/", &m), ROUTER_FOUND);
+    assert_ptr_equal(m.route, &routes[6]);
+    assert_int_equal(m.nparams, 0);
+    assert_int_equal(match(state, "GET", "/v1/dash/", &m), ROUTER_FOUND);
+    assert_int_equal(match(state, "GET", "/dash", &m), ROUTER_NOT_FOUND);
+    assert_int_equal(match(state, "GET", "/dash//", &m), ROUTER_NOT_FOUND);
+    assert_int_equal(match(state, "GET", "/health/", &m), ROUTER_NOT_FOUND);
+    assert_int_equal(match(state, "GET", "/files/", &m), ROUTER_NOT_FOUND);
+}
+
 static void test_router_very_long_paths(void **state)
 {
     struct router_match m;
@@ -189,10 +204,12 @@ static void test_router_rejects_bad_patterns(void **state)
 {
     static const struct http_route bad = {"GET", "nope", h_dummy, 0, HTTP_BODY_NONE, 0, NULL};
     static const struct http_route empty = {"GET", "/a//b", h_dummy, 0, HTTP_BODY_NONE, 0, NULL};
+    static const struct http_route twice = {"GET", "/a//", h_dummy, 0, HTTP_BODY_NONE, 0, NULL};
     struct errbuf eb;
 
     assert_int_equal(router_add(*state, HTTP_MOUNT_API, &bad, &eb), KILN_ERR_INVALID);
     assert_int_equal(router_add(*state, HTTP_MOUNT_API, &empty, &eb), KILN_ERR_INVALID);
+    assert_int_equal(router_add(*state, HTTP_MOUNT_API, &twice, &eb), KILN_ERR_INVALID);
 }
 
 static void test_router_pct_decode_query_plus(void **state)
@@ -224,6 +241,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_router_refuses_encoded_slash_and_nul, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_refuses_bad_percent_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_empty_segments_do_not_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router_trailing_slash_only_where_the_pattern_has_it,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_very_long_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_rejects_bad_patterns, setup, teardown),
         cmocka_unit_test(test_router_pct_decode_query_plus),

@@ -22,6 +22,7 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/sbx_int.h"
+#include "sbx_testutil.h"
 
 /* Not the 200000 of kiln's default config: other kiln processes may run on this host. */
 #define UID_BASE 260000u
@@ -34,41 +35,15 @@ static const char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tm
 
 static int group_setup(void **state)
 {
-    struct sbx_ctx_opts o = {0};
-    struct errbuf eb = {{0}};
     (void)state;
-
-    snprintf(run_dir, sizeof run_dir, "/tmp/kiln-sbx-test-XXXXXX");
-    if (mkdtemp(run_dir) == NULL)
-        return -1;
-    o.run_dir = run_dir;
-    o.uid_base = UID_BASE;
-    o.slots = SLOTS;
-    if (sbx_ctx_new(&ctx, &o, &eb) != KILN_OK) {
-        fprintf(stderr, "sbx_ctx_new: %s\n", eb.msg);
-        return -1;
-    }
-    return 0;
+    return stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-sbx-test-XXXXXX", UID_BASE,
+                         SLOTS);
 }
 
 static int group_teardown(void **state)
 {
-    char p[128];
     (void)state;
-
-    sbx_ctx_free(ctx);
-    /* The slot lock files stay by design (see slots.c); the test removes them. */
-    for (unsigned i = 0; i < SLOTS; i++) {
-        snprintf(p, sizeof p, "%s/slots/%u.lock", run_dir, i);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/slots", run_dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/ws", run_dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/root", run_dir);
-    rmdir(p);
-    rmdir(run_dir);
+    stu_ctx_teardown(ctx, run_dir, SLOTS);
     return 0;
 }
 
@@ -100,82 +75,11 @@ static void run_sh(const char *script, const struct sbx_limits *lim, struct sbx_
     run_argv(argv, lim, NULL, res);
 }
 
-/* Processes on the host whose real uid is in our slot range: there must be none after a run. */
-static int count_slot_processes(void)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[300];
-        struct stat st;
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s", e->d_name);
-        if (stat(path, &st) == 0 && st.st_uid >= UID_BASE && st.st_uid < UID_BASE + SLOTS) {
-            char cmd[256] = "";
-            FILE *f;
-            snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-            f = fopen(path, "re");
-            if (f != NULL) {
-                if (fgets(cmd, sizeof cmd, f) == NULL)
-                    cmd[0] = '\0';
-                fclose(f);
-            }
-            fprintf(stderr, "left: uid %u: %s", (unsigned)st.st_uid, cmd);
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
-/* Lines of /proc/self/mountinfo mentioning our run_dir (workspaces still mounted). */
-static int count_our_mounts(void)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[4096];
-    int n = 0;
-
-    assert_non_null(f);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strstr(line, run_dir) != NULL)
-            n++;
-    fclose(f);
-    return n;
-}
-
-static int count_sbx_groups(const char *parent)
-{
-    DIR *d;
-    struct dirent *e;
-    char prefix[32];
-    int n = 0;
-
-    if (parent == NULL)
-        return 0;
-    d = opendir(parent);
-    if (d == NULL)
-        return 0;
-    /* Only ours: other kiln processes of the host share the v1 pids/cpuacct and v2 parents. */
-    snprintf(prefix, sizeof prefix, "sbx-%d-", (int)getpid());
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-            n++;
-    closedir(d);
-    return n;
-}
-
 static void assert_nothing_left(void)
 {
-    assert_int_equal(count_slot_processes(), 0);
-    assert_int_equal(count_our_mounts(), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v1_memory), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v1_pids), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v1_cpuacct), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v2), 0);
+    assert_int_equal(stu_count_slot_processes(UID_BASE, SLOTS, true), 0);
+    assert_int_equal(stu_count_run_dir_mounts(run_dir), 0);
+    assert_int_equal(stu_count_our_cgroups(ctx), 0);
 }
 
 static void test_sandbox_exit_code_stdout_stderr(void **state)

@@ -22,6 +22,7 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/sbx_int.h"
+#include "sbx_testutil.h"
 #include "sandbox/zygote.h"
 
 /* Not kiln's 200000 nor test_sandbox's 260000: they may run at the same time on this host. */
@@ -57,37 +58,19 @@ static void start_set(void)
 
 static int group_setup(void **state)
 {
-    struct sbx_ctx_opts o = {0};
-    struct errbuf eb = {{0}};
     (void)state;
-
-    snprintf(run_dir, sizeof run_dir, "/tmp/kiln-zyg-test-XXXXXX");
-    if (mkdtemp(run_dir) == NULL)
+    if (stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-zyg-test-XXXXXX", UID_BASE, SLOTS) <
+        0)
         return -1;
-    chmod(run_dir, 0711);
-    o.run_dir = run_dir;
-    o.uid_base = UID_BASE;
-    o.slots = SLOTS;
-    if (sbx_ctx_new(&ctx, &o, &eb) != KILN_OK) {
-        fprintf(stderr, "sbx_ctx_new: %s\n", eb.msg);
-        return -1;
-    }
     start_set();
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    char p[128];
     (void)state;
-
     zyg_stop(zs);
-    sbx_ctx_free(ctx);
-    snprintf(p, sizeof p, "%s/ws", run_dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/root", run_dir);
-    rmdir(p);
-    rmdir(run_dir);
+    stu_ctx_teardown(ctx, run_dir, SLOTS);
     return 0;
 }
 
@@ -160,8 +143,8 @@ static void test_zygote_print(void **state)
 static void test_zygote_parity_with_cold(void **state)
 {
     static const char *const progs[] = {
-        "import sys, os\nprint(__name__, __file__, sys.argv, os.getcwd(), sys.path[0])\n"
-        "print(os.getuid(), os.getgid(), sorted(k for k in os.environ if k != 'LC_CTYPE'))\n",
+        ("import sys, os\nprint(__name__, __file__, sys.argv, os.getcwd(), sys.path[0])\n"
+         "print(os.getuid(), os.getgid(), sorted(k for k in os.environ if k != 'LC_CTYPE'))\n"),
         "def f():\n    return 1/0\nprint('before')\nf()\n",
         "import sys\nprint('x')\nsys.exit(3)\n",
         "raise SystemExit('bye')\n",
@@ -452,56 +435,16 @@ static void test_zygote_code_scan(void **state)
     assert_false(zyg_code_is_light("  import scipy.stats\n", 21));
 }
 
-/* Processes on the host whose uid is in our slot range. */
-static int count_slot_processes(void)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[300];
-        struct stat st;
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s", e->d_name);
-        if (stat(path, &st) == 0 && st.st_uid >= UID_BASE && st.st_uid < UID_BASE + SLOTS)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static int count_sbx_groups(const char *parent)
-{
-    DIR *d;
-    struct dirent *e;
-    char prefix[32];
-    int n = 0;
-
-    if (parent == NULL || (d = opendir(parent)) == NULL)
-        return 0;
-    snprintf(prefix, sizeof prefix, "sbx-%d-", (int)getpid());
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-            n++;
-    closedir(d);
-    return n;
-}
-
 static void test_zygote_stop_leaves_nothing(void **state)
 {
     (void)state;
 
-    assert_true(count_slot_processes() > 0); /* the zygotes and their warm children */
+    assert_true(stu_count_slot_processes(UID_BASE, SLOTS, false) >
+                0); /* the zygotes and their warm children */
     zyg_stop(zs);
     zs = NULL;
-    assert_int_equal(count_slot_processes(), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v1_memory), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v1_pids), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v1_cpuacct), 0);
-    assert_int_equal(count_sbx_groups(ctx->cg.v2), 0);
+    assert_int_equal(stu_count_slot_processes(UID_BASE, SLOTS, true), 0);
+    assert_int_equal(stu_count_our_cgroups(ctx), 0);
     start_set();
 }
 

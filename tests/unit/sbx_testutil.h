@@ -1,0 +1,133 @@
+/* Fixtures shared by the unit tests that run real sandboxes (test_sandbox, test_pool,
+ * test_zygote): a sandbox context over a fresh run dir, its removal, and the counts of what a
+ * run may leave behind on the host (processes of our slot uids, our cgroups, our mounts).
+ * Include after <cmocka.h>. Each test binary has its own uid base so that they may run at the
+ * same time. */
+#ifndef KILN_TESTS_SBX_TESTUTIL_H
+#define KILN_TESTS_SBX_TESTUTIL_H
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox.h"
+#include "sandbox/sbx_int.h"
+
+/* Make a run dir from tmpl (a mkdtemp template, rewritten in run_dir of size bytes; 0711 so that
+ * the slot uids can traverse it) and a sandbox context over it in *ctx. 0, or -1 on error (said
+ * on stderr): the shape of a cmocka group setup. */
+static inline int stu_ctx_setup(struct sbx_ctx **ctx, char *run_dir, size_t size, const char *tmpl,
+                                unsigned uid_base, unsigned slots)
+{
+    struct sbx_ctx_opts o = {0};
+    struct errbuf eb = {{0}};
+
+    snprintf(run_dir, size, "%s", tmpl);
+    if (mkdtemp(run_dir) == NULL || chmod(run_dir, 0711) < 0)
+        return -1;
+    o.run_dir = run_dir;
+    o.uid_base = uid_base;
+    o.slots = slots;
+    if (sbx_ctx_new(ctx, &o, &eb) != KILN_OK) {
+        fprintf(stderr, "sbx_ctx_new: %s\n", eb.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Free ctx and remove its run dir. The slot lock files stay by design (see slots.c); the test
+ * removes them. */
+static inline void stu_ctx_teardown(struct sbx_ctx *ctx, const char *run_dir, unsigned slots)
+{
+    static const char *const subdirs[] = {"slots", "ws", "root"};
+    char p[PATH_MAX];
+
+    sbx_ctx_free(ctx);
+    for (unsigned i = 0; i < slots; i++) {
+        snprintf(p, sizeof p, "%s/slots/%u.lock", run_dir, i);
+        unlink(p);
+    }
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", run_dir, subdirs[i]);
+        rmdir(p);
+    }
+    rmdir(run_dir);
+}
+
+/* Processes on the host whose uid is one of our slots' (each said on stderr when say, for the
+ * checks that expect none). */
+static inline int stu_count_slot_processes(unsigned uid_base, unsigned slots, bool say)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], cmd[256] = "";
+        struct stat st;
+        FILE *f;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s", e->d_name);
+        if (stat(path, &st) < 0 || st.st_uid < uid_base || st.st_uid >= uid_base + slots)
+            continue;
+        n++;
+        if (!say)
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        f = fopen(path, "re");
+        if (f != NULL) {
+            if (fgets(cmd, sizeof cmd, f) == NULL)
+                cmd[0] = '\0';
+            fclose(f);
+        }
+        fprintf(stderr, "slot process: uid %u: %s", (unsigned)st.st_uid, cmd);
+    }
+    closedir(d);
+    return n;
+}
+
+/* cgroups of this process (sbx-<our pid>-*) under every parent of ctx. Only ours: other kiln
+ * processes of the host share the v1 pids/cpuacct and v2 parents. */
+static inline int stu_count_our_cgroups(const struct sbx_ctx *ctx)
+{
+    const char *parents[] = {ctx->cg.v2, ctx->cg.v1_memory, ctx->cg.v1_pids, ctx->cg.v1_cpuacct,
+                             ctx->cg.v1_cpu};
+    char prefix[32];
+    int n = 0;
+
+    snprintf(prefix, sizeof prefix, "sbx-%d-", (int)getpid());
+    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+        DIR *d = parents[i] != NULL ? opendir(parents[i]) : NULL;
+        struct dirent *e;
+        if (d == NULL)
+            continue;
+        while ((e = readdir(d)) != NULL)
+            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+                n++;
+        closedir(d);
+    }
+    return n;
+}
+
+/* Lines of /proc/self/mountinfo mentioning run_dir (workspaces still mounted). */
+static inline int stu_count_run_dir_mounts(const char *run_dir)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096];
+    int n = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strstr(line, run_dir) != NULL)
+            n++;
+    fclose(f);
+    return n;
+}
+
+#endif
