@@ -74,6 +74,7 @@
 #define ZYG_EXIT_GRACE_MS  3000   /* the zygote's ZP_EXIT after the child died */
 #define ZYG_MEMORY_MB      2048   /* the zygote's own cgroup (its children have their own) */
 #define ZYG_PIDS           4096
+#define ZYG_REFILLERS      4 /* at most this many children forked ahead at once per zygote */
 
 enum { ZK_LIGHT, ZK_HEAVY, ZK__COUNT };
 
@@ -104,6 +105,9 @@ struct zygote {
     struct sbx_slot slot;
     struct zchild **ready;
     unsigned nready;
+    unsigned inflight; /* children being forked ahead (counted against warm) */
+    pthread_t helpers[ZYG_REFILLERS];
+    unsigned nhelpers;
     struct zchild *graveyard; /* finished children whose cgroups the manager removes */
     pthread_mutex_t ctl_mu;   /* one ZP_FORK at a time on ctl */
 };
@@ -111,6 +115,7 @@ struct zygote {
 struct zyg_set {
     struct sbx_ctx *ctx;
     unsigned warm;
+    unsigned refillers; /* children forked ahead at once per zygote (1..ZYG_REFILLERS) */
     char *ext_dir, *python;
     char **env, **env_heavy; /* env_heavy: env plus the prefault switch, or env itself */
     atomic_bool stopping;
@@ -328,8 +333,14 @@ static void zygote_cleanup(struct zygote *z)
             ;
         close(z->pidfd);
     }
+    /* a refiller or a miss may be about to send ZP_FORK on ctl: never under a closed number */
+    pthread_mutex_lock(&z->ctl_mu);
+    pthread_mutex_lock(&z->mu);
     if (z->ctl >= 0)
         close(z->ctl);
+    z->ctl = -1;
+    pthread_mutex_unlock(&z->mu);
+    pthread_mutex_unlock(&z->ctl_mu);
     if (z->cg_made)
         sbx_cg_destroy(&z->cg);
     sbx_slot_release(&z->slot);
@@ -444,6 +455,7 @@ static enum kiln_err zygote_launch(struct zygote *z, struct errbuf *eb)
     pthread_mutex_lock(&z->mu);
     z->alive = true;
     z->generation++;
+    pthread_cond_broadcast(&z->cv); /* the refillers */
     pthread_mutex_unlock(&z->mu);
     return KILN_OK;
 fail:
@@ -536,10 +548,10 @@ static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct er
         goto fail;
     }
     c->chan = sv[0];
+    pthread_mutex_lock(&z->ctl_mu);
     pthread_mutex_lock(&z->mu);
     ctl = z->alive ? z->ctl : -1;
     pthread_mutex_unlock(&z->mu);
-    pthread_mutex_lock(&z->ctl_mu);
     rc = ctl >= 0 ? send_fds(ctl, &h, sizeof h, &sv[1], 1) : -1;
     pthread_mutex_unlock(&z->ctl_mu);
     close(sv[1]);
@@ -621,6 +633,52 @@ static void drop_ready(struct zygote *z)
     free(list);
 }
 
+/* Fork one child ahead of demand (the caller counted it in z->inflight) and park it ready. */
+static void refill_one(struct zygote *z)
+{
+    struct zyg_set *zs = z->set;
+    struct errbuf eb = {{0}};
+    struct zchild *c = NULL;
+    enum kiln_err fe = child_fork(z, &c, &eb);
+
+    pthread_mutex_lock(&z->mu);
+    z->inflight--;
+    if (fe == KILN_OK && z->nready < zs->warm && z->alive) {
+        z->ready[z->nready++] = c;
+        c = NULL;
+    }
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+    child_discard(c);
+    if (fe != KILN_OK) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A refiller besides the manager: forks children ahead while the zygote is alive and short of
+ * warm ones (a child's fork, isolation and rehearsal are mostly waiting on one core: several
+ * at once refill a drained pool faster). */
+static void *refiller(void *arg)
+{
+    struct zygote *z = arg;
+    struct zyg_set *zs = z->set;
+
+    pthread_mutex_lock(&z->mu);
+    while (!atomic_load(&zs->stopping)) {
+        if (!z->alive || z->nready + z->inflight >= zs->warm) {
+            pthread_cond_wait(&z->cv, &z->mu);
+            continue;
+        }
+        z->inflight++;
+        pthread_mutex_unlock(&z->mu);
+        refill_one(z);
+        pthread_mutex_lock(&z->mu);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
 static void *manager(void *arg)
 {
     struct zygote *z = arg;
@@ -656,7 +714,7 @@ static void *manager(void *arg)
             continue;
         }
         pthread_mutex_lock(&z->mu);
-        n = z->nready;
+        n = z->nready + z->inflight;
         if (n >= zs->warm && z->graveyard == NULL) {
             struct timespec ts;
             z->ready_once = true;
@@ -672,22 +730,13 @@ static void *manager(void *arg)
             pthread_mutex_unlock(&z->mu);
             continue;
         }
-        pthread_mutex_unlock(&z->mu);
-        {
-            struct zchild *c;
-            if (child_fork(z, &c, &eb) != KILN_OK) {
-                struct timespec ts = {0, 50 * 1000000L};
-                nanosleep(&ts, NULL);
-                continue;
-            }
-            pthread_mutex_lock(&z->mu);
-            if (z->nready < zs->warm && z->alive) {
-                z->ready[z->nready++] = c;
-                c = NULL;
-            }
+        if (n >= zs->warm) { /* full: bury the dead first (top of the loop) */
             pthread_mutex_unlock(&z->mu);
-            child_discard(c);
+            continue;
         }
+        z->inflight++;
+        pthread_mutex_unlock(&z->mu);
+        refill_one(z);
     }
     drop_ready(z);
     empty_graveyard(z);
@@ -1391,16 +1440,21 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
     zs = xcalloc(1, sizeof *zs);
     zs->ctx = ctx;
     zs->warm = opts->warm;
+    zs->refillers = opts->refillers < 1               ? 1
+                    : opts->refillers > ZYG_REFILLERS ? ZYG_REFILLERS
+                                                      : opts->refillers;
     zs->ext_dir = xstrdup(ext);
     zs->python = xstrdup(opts->python != NULL ? opts->python : "/usr/bin/python3");
     while (opts->env != NULL && opts->env[nenv] != NULL)
         nenv++;
-    zs->env = xcalloc(nenv + 3, sizeof *zs->env);
+    zs->env = xcalloc(nenv + 4, sizeof *zs->env);
     for (size_t i = 0; i < nenv; i++)
         zs->env[i] = xstrdup(opts->env[i]);
     /* One BLAS thread: a fork copies only the forking thread, and a pool of BLAS threads
      * forked half-way would be a hazard; PYTHONPATH-free, the extension comes from its dir. */
     zs->env[nenv++] = xstrdup("OPENBLAS_NUM_THREADS=1");
+    if (opts->state) /* zygote.py's rehearsal covers the state runner's capture then */
+        zs->env[nenv++] = xstrdup("KILN_ZYGOTE_STATE=1");
     zs->env[nenv] = NULL;
     zs->env_heavy = zs->env;
     if (opts->prefault_heavy) {
@@ -1422,6 +1476,10 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
             return errbuf_set(eb, KILN_ERR_INTERNAL, "pthread_create failed");
         }
         zs->z[k].thread_started = true;
+        for (unsigned i = 1; i < zs->refillers; i++)
+            if (pthread_create(&zs->z[k].helpers[zs->z[k].nhelpers], NULL, refiller, &zs->z[k]) ==
+                0)
+                zs->z[k].nhelpers++;
     }
     *out = zs;
     return KILN_OK;
@@ -1465,6 +1523,8 @@ void zyg_stop(struct zyg_set *zs)
         pthread_mutex_lock(&z->mu);
         pthread_cond_broadcast(&z->cv);
         pthread_mutex_unlock(&z->mu);
+        for (unsigned i = 0; i < z->nhelpers; i++)
+            pthread_join(z->helpers[i], NULL);
         if (z->thread_started)
             pthread_join(z->thread, NULL);
         empty_graveyard(z);
