@@ -643,7 +643,7 @@ static void refill_one(struct zygote *z)
 
     pthread_mutex_lock(&z->mu);
     z->inflight--;
-    if (fe == KILN_OK && z->nready < zs->warm && z->alive) {
+    if (fe == KILN_OK && z->nready < zs->warm && z->alive && !atomic_load(&zs->stopping)) {
         z->ready[z->nready++] = c;
         c = NULL;
     }
@@ -1527,6 +1527,8 @@ void zyg_stop(struct zyg_set *zs)
             pthread_join(z->helpers[i], NULL);
         if (z->thread_started)
             pthread_join(z->thread, NULL);
+        if (z->thread_started)
+            drop_ready(z); /* a refiller may have parked one after the manager's last drop */
         empty_graveyard(z);
         free(z->ready);
         free(z->argv_buf);
