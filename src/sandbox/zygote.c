@@ -523,13 +523,16 @@ static void empty_graveyard(struct zygote *z)
     }
 }
 
-/* Fork one child through z and bring it to "isolated, waiting". */
-static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct errbuf *eb)
+/* Fork one child through z and bring it to "isolated, waiting". ahead: forked ahead of demand,
+ * so it rehearses an execution before it reports ready (zygote.py _prepare); a child forked for
+ * a waiting request skips that (the rehearsal only pays off ahead of the request). */
+static enum kiln_err child_fork(struct zygote *z, bool ahead, struct zchild **out,
+                                struct errbuf *eb)
 {
     struct zyg_set *zs = z->set;
     struct sbx_limits lim, none = {0};
     struct zchild *c = xcalloc(1, sizeof *c);
-    struct zp_hdr h = {ZP_FORK, 0, 0};
+    struct zp_hdr h = {ZP_FORK, ahead ? 0 : ZP_FORK_NOW, 0};
     int sv[2] = {-1, -1}, one = 1, rc, ctl;
     pid_t pid = 0;
     enum kiln_err err;
@@ -639,7 +642,7 @@ static void refill_one(struct zygote *z)
     struct zyg_set *zs = z->set;
     struct errbuf eb = {{0}};
     struct zchild *c = NULL;
-    enum kiln_err fe = child_fork(z, &c, &eb);
+    enum kiln_err fe = child_fork(z, true, &c, &eb);
 
     pthread_mutex_lock(&z->mu);
     z->inflight--;
@@ -1245,7 +1248,7 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
             pthread_mutex_lock(&z->mu);
             alive = z->alive;
             pthread_mutex_unlock(&z->mu);
-            if (!alive || child_fork(z, &c, &why) != KILN_OK)
+            if (!alive || child_fork(z, false, &c, &why) != KILN_OK)
                 continue;
             atomic_fetch_add(&zs->misses, 1);
         }

@@ -154,7 +154,7 @@ static void set_cmdline(const char *args, size_t len)
 
 /* In the child: wait for ZP_GO, isolate, report ready, wait for the job, enter it. Returns
  * the job's dict; on failure reports ZP_FAIL and exits. */
-static PyObject *child_main(struct zstate *z, int chan)
+static PyObject *child_main(struct zstate *z, int chan, bool rehearse)
 {
     static char buf[ZP_MSG_MAX];
     struct zp_hdr h;
@@ -186,7 +186,7 @@ static PyObject *child_main(struct zstate *z, int chan)
         child_fail(chan, stage, rc);
     if (z->prefault)
         prefault();
-    if (z->prepare != NULL) {
+    if (z->prepare != NULL && rehearse) {
         /* zygote.py's rehearsal: our code, no user data yet, ahead of demand. Any fd it left
          * open is closed by sbx_zchild_enter() before the program runs. */
         PyObject *r = PyObject_CallNoArgs(z->prepare);
@@ -277,7 +277,7 @@ static void reap(struct zstate *z)
 
 /* ZP_FORK: a child in a PID namespace of its own (we unshare it for our next child only, and
  * return to our own right after). Returns the child's job in the child, NULL in the zygote. */
-static PyObject *do_fork(struct zstate *z, int chan, bool *in_child)
+static PyObject *do_fork(struct zstate *z, int chan, bool rehearse, bool *in_child)
 {
     int slot = -1;
     pid_t pid;
@@ -298,7 +298,7 @@ static PyObject *do_fork(struct zstate *z, int chan, bool *in_child)
     if (pid == 0) {
         PyOS_AfterFork_Child();
         *in_child = true;
-        return child_main(z, chan);
+        return child_main(z, chan, rehearse);
     }
     PyOS_AfterFork_Parent();
     if (setns(z->pidns, CLONE_NEWPID) < 0) {
@@ -381,7 +381,8 @@ static PyObject *serve(PyObject *self, PyObject *args)
         } else if ((size_t)n == sizeof(struct zp_hdr) && ((struct zp_hdr *)buf)->kind == ZP_FORK &&
                    nfds == 1 && z.bpf != NULL) {
             bool in_child;
-            PyObject *job = do_fork(&z, fds[0], &in_child);
+            PyObject *job =
+                do_fork(&z, fds[0], (((struct zp_hdr *)buf)->a & ZP_FORK_NOW) == 0, &in_child);
             if (in_child)
                 return job;
         } else {
