@@ -737,7 +737,8 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     rc = es_store_outputs(svc, session.id, &x, &keys, &res, &recs, &nrecs, eb);
     if (rc)
         goto out;
-    sessions_touch(svc, session.id, NULL);
+    if (!created) /* a session made for this request is as fresh as a touch would make it */
+        sessions_touch(svc, session.id, NULL);
 
     memcpy(resp->session_id, session.id, IDS_BUF);
     es_texts(&res.run, resp);

@@ -118,6 +118,7 @@ static void services_start_zygotes(struct kiln_services *svc)
     struct zyg_opts zo = {0};
     struct errbuf eb = {{0}};
     size_t n = 0;
+    long ncpu;
 
     if (!cfg->pod_pool_enabled || cfg->pod_pool_py <= 0 || geteuid() != 0 || py == NULL ||
         py->warm != LANG_WARM_ZYGOTE)
@@ -130,6 +131,12 @@ static void services_start_zygotes(struct kiln_services *svc)
     zo.preload = cfg->py_preload;
     zo.env = env;
     zo.warm = (unsigned)cfg->pod_pool_py;
+    /* children forked ahead at once: the batch setting, but no more than there are CPUs */
+    zo.refillers = (unsigned)cfg->pod_pool_parallel_batch;
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 0 && (long)zo.refillers > ncpu)
+        zo.refillers = (unsigned)ncpu;
+    zo.state = cfg->state_persistence_enabled;
     zo.light = true;
     if (zyg_start(svc->sbx, &zo, &svc->zyg, &eb) != KILN_OK) {
         fprintf(stderr, "kiln: Python zygote not started (executions run cold): %s\n", eb.msg);

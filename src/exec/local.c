@@ -9,6 +9,7 @@
  *      as it goes, with the size cap enforced on the bytes actually read. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +39,26 @@ static const char *const local_skip_dirs[] = {
     "__pycache__", "node_modules", "venv", "site-packages", "__MACOSX",
 };
 
+/* A finished run's sandbox, freed by the freer thread. */
+struct local_done {
+    struct sbx_workspace *ws; /* or */
+    struct sbx_lease *lease;
+    struct local_done *next;
+};
+
 struct local_exec {
     struct exec base;
     struct sbx_ctx *sbx;
     struct blob *blob;
     struct zyg_set *zyg;   /* Python zygotes, or NULL: every run cold */
     struct sbx_pool *pool; /* warm pools of the other languages, or NULL: every run cold */
+    /* Freeing a workspace detaches its tmpfs, which waits for an RCU grace period (0.5-11 ms
+     * here): done after the answer, by one thread started on first use. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct local_done *done;
+    bool freer_started, closing;
+    pthread_t freer;
 };
 
 /* A file found by the first walk. */
@@ -389,6 +404,60 @@ static enum kiln_err local_state_prepare(struct sbx_workspace *ws, const struct 
     return KILN_OK;
 }
 
+static void *local_freer(void *arg)
+{
+    struct local_exec *le = arg;
+
+    pthread_mutex_lock(&le->mu);
+    for (;;) {
+        struct local_done *d = le->done;
+        if (d == NULL) {
+            if (le->closing)
+                break;
+            pthread_cond_wait(&le->cv, &le->mu);
+            continue;
+        }
+        le->done = d->next;
+        pthread_mutex_unlock(&le->mu);
+        if (d->lease != NULL)
+            sbx_lease_free(d->lease); /* the workspace with it */
+        else
+            sbx_workspace_free(d->ws);
+        free(d);
+        pthread_mutex_lock(&le->mu);
+    }
+    pthread_mutex_unlock(&le->mu);
+    return NULL;
+}
+
+/* Free a finished run's sandbox off the request's path (inline when no thread can be had). The
+ * sandbox's processes are gone; its slot stays held until the free. */
+static void local_dispose(struct local_exec *le, struct sbx_workspace *ws, struct sbx_lease *lease)
+{
+    struct local_done *d;
+
+    if (ws == NULL && lease == NULL)
+        return;
+    pthread_mutex_lock(&le->mu);
+    if (!le->freer_started && !le->closing)
+        le->freer_started = pthread_create(&le->freer, NULL, local_freer, le) == 0;
+    if (le->freer_started) {
+        d = xcalloc(1, sizeof *d);
+        d->ws = ws;
+        d->lease = lease;
+        d->next = le->done;
+        le->done = d;
+        pthread_cond_signal(&le->cv);
+        ws = NULL;
+        lease = NULL;
+    }
+    pthread_mutex_unlock(&le->mu);
+    if (lease != NULL)
+        sbx_lease_free(lease);
+    else
+        sbx_workspace_free(ws);
+}
+
 static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, struct exec_result *res,
                                struct errbuf *eb)
 {
@@ -492,15 +561,24 @@ out:
     free(scan);
     sha256_free(w.h);
     lang_job_free(lj);
-    if (lease != NULL)
-        sbx_lease_free(lease); /* the workspace with it */
-    else
-        sbx_workspace_free(ws);
+    local_dispose(le, lease != NULL ? NULL : ws, lease);
     return rc;
 }
 
 static void local_close(struct exec *ex)
 {
+    struct local_exec *le = (struct local_exec *)ex;
+    bool started;
+
+    pthread_mutex_lock(&le->mu);
+    le->closing = true;
+    started = le->freer_started;
+    pthread_cond_signal(&le->cv);
+    pthread_mutex_unlock(&le->mu);
+    if (started)
+        pthread_join(le->freer, NULL); /* it drains the queue first */
+    pthread_cond_destroy(&le->cv);
+    pthread_mutex_destroy(&le->mu);
     free(ex);
 }
 
@@ -539,6 +617,8 @@ enum kiln_err exec_local_new(struct sbx_ctx *sbx, struct blob *blob, struct exec
     le->base.ops = &local_ops;
     le->sbx = sbx;
     le->blob = blob;
+    pthread_mutex_init(&le->mu, NULL);
+    pthread_cond_init(&le->cv, NULL);
     *out = &le->base;
     return KILN_OK;
 }

@@ -34,11 +34,14 @@ enum zp_kind {
 };
 
 /* Every message starts with this; short messages are only this. a/b: FAIL stage/errno, EXIT
- * wait status. */
+ * wait status, FORK flags. */
 struct zp_hdr {
     uint32_t kind;
     int32_t a, b;
 };
+
+/* ZP_FORK flag (in a): the child is for a request waiting now: no rehearsal before READY. */
+#define ZP_FORK_NOW 1
 
 /* ZP_INIT: then len bytes of struct sock_filter. */
 struct zp_init {

@@ -98,6 +98,7 @@ static const char *find_ext_dir(char *buf, size_t cap)
 #define ZYG_EXIT_GRACE_MS  3000   /* the zygote's ZP_EXIT after the child died */
 #define ZYG_MEMORY_MB      2048   /* the zygote's own cgroup (its children have their own) */
 #define ZYG_PIDS           4096
+#define ZYG_REFILLERS      4 /* at most this many children forked ahead at once per zygote */
 
 enum { ZK_LIGHT, ZK_HEAVY, ZK__COUNT };
 
@@ -129,6 +130,9 @@ struct zygote {
     struct sbx_slot slot;
     struct zchild **ready;
     unsigned nready;
+    unsigned inflight; /* children being forked ahead (counted against warm) */
+    pthread_t helpers[ZYG_REFILLERS];
+    unsigned nhelpers;
     struct zchild *graveyard; /* finished children whose cgroups the manager removes */
     pthread_mutex_t ctl_mu;   /* one ZP_FORK at a time on ctl */
 };
@@ -136,6 +140,7 @@ struct zygote {
 struct zyg_set {
     struct sbx_ctx *ctx;
     unsigned warm;
+    unsigned refillers; /* children forked ahead at once per zygote (1..ZYG_REFILLERS) */
     char *ext_dir, *python;
     char **env, **env_heavy; /* env_heavy: env plus the prefault switch, or env itself */
     atomic_bool stopping;
@@ -353,8 +358,14 @@ static void zygote_cleanup(struct zygote *z)
             ;
         close(z->pidfd);
     }
+    /* a refiller or a miss may be about to send ZP_FORK on ctl: never under a closed number */
+    pthread_mutex_lock(&z->ctl_mu);
+    pthread_mutex_lock(&z->mu);
     if (z->ctl >= 0)
         close(z->ctl);
+    z->ctl = -1;
+    pthread_mutex_unlock(&z->mu);
+    pthread_mutex_unlock(&z->ctl_mu);
     if (z->cg_made)
         sbx_cg_destroy(&z->cg);
     sbx_slot_release(&z->slot);
@@ -469,6 +480,7 @@ static enum kiln_err zygote_launch(struct zygote *z, struct errbuf *eb)
     pthread_mutex_lock(&z->mu);
     z->alive = true;
     z->generation++;
+    pthread_cond_broadcast(&z->cv); /* the refillers */
     pthread_mutex_unlock(&z->mu);
     return KILN_OK;
 fail:
@@ -536,13 +548,16 @@ static void empty_graveyard(struct zygote *z)
     }
 }
 
-/* Fork one child through z and bring it to "isolated, waiting". */
-static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct errbuf *eb)
+/* Fork one child through z and bring it to "isolated, waiting". ahead: forked ahead of demand,
+ * so it rehearses an execution before it reports ready (zygote.py _prepare); a child forked for
+ * a waiting request skips that (the rehearsal only pays off ahead of the request). */
+static enum kiln_err child_fork(struct zygote *z, bool ahead, struct zchild **out,
+                                struct errbuf *eb)
 {
     struct zyg_set *zs = z->set;
     struct sbx_limits lim, none = {0};
     struct zchild *c = xcalloc(1, sizeof *c);
-    struct zp_hdr h = {ZP_FORK, 0, 0};
+    struct zp_hdr h = {ZP_FORK, ahead ? 0 : ZP_FORK_NOW, 0};
     int sv[2] = {-1, -1}, one = 1, rc, ctl;
     pid_t pid = 0;
     enum kiln_err err;
@@ -561,10 +576,10 @@ static enum kiln_err child_fork(struct zygote *z, struct zchild **out, struct er
         goto fail;
     }
     c->chan = sv[0];
+    pthread_mutex_lock(&z->ctl_mu);
     pthread_mutex_lock(&z->mu);
     ctl = z->alive ? z->ctl : -1;
     pthread_mutex_unlock(&z->mu);
-    pthread_mutex_lock(&z->ctl_mu);
     rc = ctl >= 0 ? send_fds(ctl, &h, sizeof h, &sv[1], 1) : -1;
     pthread_mutex_unlock(&z->ctl_mu);
     close(sv[1]);
@@ -646,6 +661,52 @@ static void drop_ready(struct zygote *z)
     free(list);
 }
 
+/* Fork one child ahead of demand (the caller counted it in z->inflight) and park it ready. */
+static void refill_one(struct zygote *z)
+{
+    struct zyg_set *zs = z->set;
+    struct errbuf eb = {{0}};
+    struct zchild *c = NULL;
+    enum kiln_err fe = child_fork(z, true, &c, &eb);
+
+    pthread_mutex_lock(&z->mu);
+    z->inflight--;
+    if (fe == KILN_OK && z->nready < zs->warm && z->alive && !atomic_load(&zs->stopping)) {
+        z->ready[z->nready++] = c;
+        c = NULL;
+    }
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+    child_discard(c);
+    if (fe != KILN_OK) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A refiller besides the manager: forks children ahead while the zygote is alive and short of
+ * warm ones (a child's fork, isolation and rehearsal are mostly waiting on one core: several
+ * at once refill a drained pool faster). */
+static void *refiller(void *arg)
+{
+    struct zygote *z = arg;
+    struct zyg_set *zs = z->set;
+
+    pthread_mutex_lock(&z->mu);
+    while (!atomic_load(&zs->stopping)) {
+        if (!z->alive || z->nready + z->inflight >= zs->warm) {
+            pthread_cond_wait(&z->cv, &z->mu);
+            continue;
+        }
+        z->inflight++;
+        pthread_mutex_unlock(&z->mu);
+        refill_one(z);
+        pthread_mutex_lock(&z->mu);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
 static void *manager(void *arg)
 {
     struct zygote *z = arg;
@@ -687,7 +748,7 @@ static void *manager(void *arg)
             continue;
         }
         pthread_mutex_lock(&z->mu);
-        n = z->nready;
+        n = z->nready + z->inflight;
         if (n >= zs->warm && z->graveyard == NULL) {
             struct timespec ts;
             z->ready_once = true;
@@ -703,22 +764,13 @@ static void *manager(void *arg)
             pthread_mutex_unlock(&z->mu);
             continue;
         }
-        pthread_mutex_unlock(&z->mu);
-        {
-            struct zchild *c;
-            if (child_fork(z, &c, &eb) != KILN_OK) {
-                struct timespec ts = {0, 50 * 1000000L};
-                nanosleep(&ts, NULL);
-                continue;
-            }
-            pthread_mutex_lock(&z->mu);
-            if (z->nready < zs->warm && z->alive) {
-                z->ready[z->nready++] = c;
-                c = NULL;
-            }
+        if (n >= zs->warm) { /* full: bury the dead first (top of the loop) */
             pthread_mutex_unlock(&z->mu);
-            child_discard(c);
+            continue;
         }
+        z->inflight++;
+        pthread_mutex_unlock(&z->mu);
+        refill_one(z);
     }
     drop_ready(z);
     empty_graveyard(z);
@@ -1174,7 +1226,7 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
             pthread_mutex_lock(&z->mu);
             alive = z->alive;
             pthread_mutex_unlock(&z->mu);
-            if (!alive || child_fork(z, &c, &why) != KILN_OK)
+            if (!alive || child_fork(z, false, &c, &why) != KILN_OK)
                 continue;
             atomic_fetch_add(&zs->misses, 1);
         }
@@ -1369,16 +1421,21 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
     zs = xcalloc(1, sizeof *zs);
     zs->ctx = ctx;
     zs->warm = opts->warm;
+    zs->refillers = opts->refillers < 1               ? 1
+                    : opts->refillers > ZYG_REFILLERS ? ZYG_REFILLERS
+                                                      : opts->refillers;
     zs->ext_dir = xstrdup(ext);
     zs->python = xstrdup(opts->python != NULL ? opts->python : "/usr/bin/python3");
     while (opts->env != NULL && opts->env[nenv] != NULL)
         nenv++;
-    zs->env = xcalloc(nenv + 3, sizeof *zs->env);
+    zs->env = xcalloc(nenv + 4, sizeof *zs->env);
     for (size_t i = 0; i < nenv; i++)
         zs->env[i] = xstrdup(opts->env[i]);
     /* One BLAS thread: a fork copies only the forking thread, and a pool of BLAS threads
      * forked half-way would be a hazard; PYTHONPATH-free, the extension comes from its dir. */
     zs->env[nenv++] = xstrdup("OPENBLAS_NUM_THREADS=1");
+    if (opts->state) /* zygote.py's rehearsal covers the state runner's capture then */
+        zs->env[nenv++] = xstrdup("KILN_ZYGOTE_STATE=1");
     zs->env[nenv] = NULL;
     zs->env_heavy = zs->env;
     if (opts->prefault_heavy) {
@@ -1400,6 +1457,10 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
             return errbuf_set(eb, KILN_ERR_INTERNAL, "pthread_create failed");
         }
         zs->z[k].thread_started = true;
+        for (unsigned i = 1; i < zs->refillers; i++)
+            if (pthread_create(&zs->z[k].helpers[zs->z[k].nhelpers], NULL, refiller, &zs->z[k]) ==
+                0)
+                zs->z[k].nhelpers++;
     }
     *out = zs;
     return KILN_OK;
@@ -1444,8 +1505,12 @@ void zyg_stop(struct zyg_set *zs)
         pthread_mutex_lock(&z->mu);
         pthread_cond_broadcast(&z->cv);
         pthread_mutex_unlock(&z->mu);
+        for (unsigned i = 0; i < z->nhelpers; i++)
+            pthread_join(z->helpers[i], NULL);
         if (z->thread_started)
             pthread_join(z->thread, NULL);
+        if (z->thread_started)
+            drop_ready(z); /* a refiller may have parked one after the manager's last drop */
         empty_graveyard(z);
         free(z->ready);
         free(z->argv_buf);

@@ -5,9 +5,12 @@
  * and one connection lets the prepared statements be prepared once and reused; a connection per
  * thread would add WAL read concurrency we do not need and a statement cache per thread.
  *
- * Crash safety: WAL journal, synchronous=FULL (a commit that returned is on disk), every
- * multi-statement operation in one BEGIN IMMEDIATE transaction, foreign keys so that deleting a
- * session deletes its records in the same transaction. */
+ * Crash safety: WAL journal, every multi-statement operation in one BEGIN IMMEDIATE transaction,
+ * foreign keys so that deleting a session deletes its records in the same transaction. The
+ * connection runs synchronous=NORMAL (consistent after a power loss, but the last commits may be
+ * lost: an fsync per commit cost ~0.5-7 ms of every /exec here, which creates a session, touches
+ * it and saves a Python state); what must survive a power loss once acknowledged — file records,
+ * and deletions, after which bytes are removed — commits with FULL (sq_begin_durable). */
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -197,13 +200,34 @@ enum kiln_err sq_begin(struct sq_store *s, struct errbuf *eb)
     return sq_simple(s, SQ_BEGIN, eb);
 }
 
+enum kiln_err sq_begin_durable(struct sq_store *s, struct errbuf *eb)
+{
+    if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+        return sq_fail(s, eb, "synchronous");
+    s->durable = true;
+    if (sq_begin(s, eb) == KILN_OK)
+        return KILN_OK;
+    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    s->durable = false;
+    return KILN_ERR_IO;
+}
+
 enum kiln_err sq_end(struct sq_store *s, enum kiln_err rc, struct errbuf *eb)
 {
     if (rc == KILN_OK)
         rc = sq_simple(s, SQ_COMMIT, eb);
     if (rc != KILN_OK && sqlite3_get_autocommit(s->db) == 0)
         sq_simple(s, SQ_ROLLBACK, NULL);
+    if (s->durable) {
+        sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        s->durable = false;
+    }
     return rc;
+}
+
+void sq_sync(struct sq_store *s)
+{
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 /* One integer from a single-row query. */
@@ -445,7 +469,7 @@ enum kiln_err store_sqlite_open(const char *path, struct store **out, struct err
     }
     sqlite3_busy_timeout(s->db, 5000);
     rc = sq_exec_sql(s,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
                      "PRAGMA trusted_schema=OFF;",
                      eb);
     if (rc)

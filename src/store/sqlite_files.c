@@ -54,6 +54,9 @@ enum kiln_err sq_session_create(struct store *st, const struct store_session *ss
     rc = sq_exec(s, q, eb);
 out:
     rc = sq_end(s, rc, eb);
+    /* the caller removes the evicted sessions' bytes next: their deletion must be on disk */
+    if (rc == KILN_OK && nkeys > 0)
+        sq_sync(s);
 out_unlocked_tx:
     pthread_mutex_unlock(&s->mu);
     store_strings_free(victims, nvictims);
@@ -173,7 +176,7 @@ enum kiln_err sq_session_delete(struct store *st, const char *id, char ***keys, 
     enum kiln_err rc;
 
     pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
+    rc = sq_begin_durable(s, eb);
     if (rc == KILN_OK) {
         rc = sq_delete_session_locked(s, id, &arr, &n, &existed, eb);
         if (rc == KILN_OK && !existed)
@@ -265,7 +268,7 @@ enum kiln_err sq_file_reserve(struct store *st, const struct store_file *f, long
     pending.size = 0;
     pending.sha256[0] = '\0';
     pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
+    rc = sq_begin_durable(s, eb);
     if (rc)
         goto out_notx;
     rc = sq_session_exists(s, f->session_id, eb);
@@ -306,7 +309,7 @@ enum kiln_err sq_file_commit(struct store *st, const char *sid, const char *fid,
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
+    rc = sq_begin_durable(s, eb);
     if (rc)
         goto out_notx;
     if (max_total_bytes > 0) {
@@ -347,7 +350,7 @@ enum kiln_err sq_file_put_many(struct store *st, const struct store_file *f, siz
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
+    rc = sq_begin_durable(s, eb);
     if (rc)
         goto out_notx;
     for (size_t i = 0; rc == KILN_OK && i < n; i++) {
@@ -433,7 +436,7 @@ enum kiln_err sq_file_delete(struct store *st, const char *sid, const char *fid,
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
+    rc = sq_begin_durable(s, eb);
     if (rc)
         goto out_notx;
     rc = sq_prep(s, SQ_FILE_KEY, sid, fid, &q, eb);
@@ -495,7 +498,7 @@ enum kiln_err sq_file_purge_pending(struct store *st, char ***keys, size_t *nkey
     sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    rc = sq_begin(s, eb);
+    rc = sq_begin_durable(s, eb);
     if (rc)
         goto out_notx;
     q = sq_stmt(s, SQ_FILE_PENDING_KEYS, eb);

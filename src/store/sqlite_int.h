@@ -52,6 +52,7 @@ struct sq_store {
     sqlite3 *db;
     pthread_mutex_t mu;
     sqlite3_stmt *stmts[SQ_STMT_COUNT];
+    bool durable; /* the open transaction commits with synchronous=FULL (sq_begin_durable) */
 };
 
 /* Helpers (sqlite.c). All run with s->mu held by the caller. sq_stmt() returns the statement
@@ -81,6 +82,14 @@ enum kiln_err sq_simple(struct sq_store *s, enum sq_stmt idx, struct errbuf *eb)
 enum kiln_err sq_begin(struct sq_store *s, struct errbuf *eb);
 
 enum kiln_err sq_end(struct sq_store *s, enum kiln_err rc, struct errbuf *eb);
+
+/* sq_begin() for a transaction whose commit must be on disk when sq_end() returns (file records
+ * and deletions: docs/storage.md "Crash safety"): the connection runs synchronous=NORMAL and
+ * switches to FULL for this commit. A synced commit makes every earlier one durable too. */
+enum kiln_err sq_begin_durable(struct sq_store *s, struct errbuf *eb);
+
+/* Make every commit so far durable (a passive checkpoint syncs the WAL first). */
+void sq_sync(struct sq_store *s);
 
 enum kiln_err sq_int(struct sq_store *s, sqlite3_stmt *st, long long *out, struct errbuf *eb);
 

@@ -27,6 +27,11 @@ PROGRAMS = [
     "def f():\n    return 1/0\nprint('before')\nf()\n",
     "import sys\nprint('x')\nsys.exit(3)\n",
     "print(open('/proc/self/status').read().count('Seccomp:\\t2'), __import__('os').getuid())\n",
+    # nothing of the child's rehearsal (zygote.py _prepare: a program defining f and x, printing
+    # into a StringIO) is left for the program to see
+    "import sys\nprint(sorted(k for k in globals() if not k.startswith('__')), "
+    "type(sys.stdout).__name__, type(sys.stderr).__name__, sys.stdout.fileno(), sys.path[0], "
+    "sys.modules['__main__'].__dict__ is globals())\n",
 ]
 
 

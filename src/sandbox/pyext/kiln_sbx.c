@@ -1,10 +1,11 @@
 /* kiln_sbx: the Python zygote's extension module, built from src/sandbox/ (the same isolation
  * code as a cold sandbox: zchild.c over mounts.c, caps.c, landlock.c and child.c's pieces).
  *
- * One function, serve(ctl_fd). In the zygote it never returns: it answers the supervisor's
- * ZP_FORK requests by forking a child into a fresh PID namespace, reaps children and reports
- * their wait status, and exits when the supervisor closes ctl. In a forked child it returns, once
- * the child is isolated and its job has arrived and been entered (seccomp loaded), a dict
+ * One function, serve(ctl_fd, prepare=None). In the zygote it never returns: it answers the
+ * supervisor's ZP_FORK requests by forking a child into a fresh PID namespace, reaps children and
+ * reports their wait status, and exits when the supervisor closes ctl. In a forked child it
+ * calls prepare() once the child is isolated (zygote.py's rehearsal, before ZP_READY), and
+ * returns, once its job has arrived and been entered (seccomp loaded), a dict
  * {"argv": [...], "env": {...}} for zygote.py to run. The zygote itself never runs user code. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +37,7 @@ struct zstate {
     unsigned short bpf_len;
     int landlock_abi, cap_last;
     bool prefault;
+    PyObject *prepare; /* called in each child before ZP_READY, or NULL */
     pid_t pids[MAX_CHILDREN];
     int chans[MAX_CHILDREN];
 };
@@ -152,7 +154,7 @@ static void set_cmdline(const char *args, size_t len)
 
 /* In the child: wait for ZP_GO, isolate, report ready, wait for the job, enter it. Returns
  * the job's dict; on failure reports ZP_FAIL and exits. */
-static PyObject *child_main(struct zstate *z, int chan)
+static PyObject *child_main(struct zstate *z, int chan, bool rehearse)
 {
     static char buf[ZP_MSG_MAX];
     struct zp_hdr h;
@@ -184,6 +186,14 @@ static PyObject *child_main(struct zstate *z, int chan)
         child_fail(chan, stage, rc);
     if (z->prefault)
         prefault();
+    if (z->prepare != NULL && rehearse) {
+        /* zygote.py's rehearsal: our code, no user data yet, ahead of demand. Any fd it left
+         * open is closed by sbx_zchild_enter() before the program runs. */
+        PyObject *r = PyObject_CallNoArgs(z->prepare);
+        if (r == NULL)
+            PyErr_Clear();
+        Py_XDECREF(r);
+    }
     send_hdr(chan, ZP_READY, 0, 0);
     n = recv_msg(chan, buf, sizeof buf, fds, &nfds);
     if (n < (ssize_t)sizeof j)
@@ -267,7 +277,7 @@ static void reap(struct zstate *z)
 
 /* ZP_FORK: a child in a PID namespace of its own (we unshare it for our next child only, and
  * return to our own right after). Returns the child's job in the child, NULL in the zygote. */
-static PyObject *do_fork(struct zstate *z, int chan, bool *in_child)
+static PyObject *do_fork(struct zstate *z, int chan, bool rehearse, bool *in_child)
 {
     int slot = -1;
     pid_t pid;
@@ -288,7 +298,7 @@ static PyObject *do_fork(struct zstate *z, int chan, bool *in_child)
     if (pid == 0) {
         PyOS_AfterFork_Child();
         *in_child = true;
-        return child_main(z, chan);
+        return child_main(z, chan, rehearse);
     }
     PyOS_AfterFork_Parent();
     if (setns(z->pidns, CLONE_NEWPID) < 0) {
@@ -311,12 +321,17 @@ static PyObject *serve(PyObject *self, PyObject *args)
     static char buf[ZP_MSG_MAX];
     static struct zstate z;
     sigset_t chld;
+    PyObject *prepare = NULL;
     int ctl;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "i", &ctl))
+    if (!PyArg_ParseTuple(args, "i|O", &ctl, &prepare))
         return NULL;
     memset(&z, 0, sizeof z);
+    if (prepare != NULL && prepare != Py_None) {
+        Py_INCREF(prepare);
+        z.prepare = prepare;
+    }
     for (int i = 0; i < MAX_CHILDREN; i++)
         z.chans[i] = -1;
     z.ctl = ctl;
@@ -366,7 +381,8 @@ static PyObject *serve(PyObject *self, PyObject *args)
         } else if ((size_t)n == sizeof(struct zp_hdr) && ((struct zp_hdr *)buf)->kind == ZP_FORK &&
                    nfds == 1 && z.bpf != NULL) {
             bool in_child;
-            PyObject *job = do_fork(&z, fds[0], &in_child);
+            PyObject *job =
+                do_fork(&z, fds[0], (((struct zp_hdr *)buf)->a & ZP_FORK_NOW) == 0, &in_child);
             if (in_child)
                 return job;
         } else {
@@ -378,7 +394,8 @@ static PyObject *serve(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS,
-     "serve(ctl_fd): the zygote's loop; returns only in a forked child, with its job."},
+     "serve(ctl_fd, prepare=None): the zygote's loop; returns only in a forked child, with its "
+     "job. prepare() is called in each child once it is isolated, before it reports ready."},
     {NULL, NULL, 0, NULL},
 };
 
