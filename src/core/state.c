@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,23 @@
 /* Marker of a blob-stored hot state in its "statemeta" value. */
 #define STATE_META_BLOB "blob"
 
+/* How many files of blob-stored hot states the process remembers as checked. */
+#define STATE_VERIFIED_SLOTS 64
+
+/* A file of a blob-stored hot state whose bytes this process wrote or hashed, by identity: a
+ * load finding the same file unchanged — same inode, size, mtime and ctime (any write changes
+ * ctime, which no process can set back) — and the metadata naming the same hash skips hashing
+ * it again. In memory only: after a restart every file is hashed once more, which is what
+ * catches a write torn by a crash of the machine (docs/state.md "Durability"). */
+struct state_verified {
+    char sid[IDS_BUF];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    char sha256[SHA256_HEX_BUF];
+};
+
 struct state_ctx {
     struct kiln_services *svc;
     pthread_mutex_t mu; /* saves, deletions and archive moves */
@@ -47,6 +65,9 @@ struct state_ctx {
     pthread_cond_t tcv;
     pthread_t thread;
     bool running, stop;
+    pthread_mutex_t vmu; /* verified, vnext */
+    struct state_verified verified[STATE_VERIFIED_SLOTS];
+    size_t vnext;
 };
 
 /* --- validation ------------------------------------------------------------------------------ */
@@ -425,6 +446,55 @@ static enum kiln_err state_check_fd(int fd, long long size, const char *sha, voi
     return rc;
 }
 
+static bool state_same_file(const struct state_verified *v, const struct stat *st)
+{
+    return v->dev == st->st_dev && v->ino == st->st_ino && v->size == st->st_size &&
+           v->mtime.tv_sec == st->st_mtim.tv_sec && v->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+           v->ctime.tv_sec == st->st_ctim.tv_sec && v->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* True when fd is sid's file as this process last checked it, with the hash sha. */
+static bool state_verified_has(struct kiln_services *svc, const char *sid, int fd, const char *sha)
+{
+    struct state_ctx *sc = svc->state;
+    struct stat st;
+    bool hit = false;
+
+    if (sc == NULL || fstat(fd, &st) != 0)
+        return false;
+    pthread_mutex_lock(&sc->vmu);
+    for (size_t i = 0; i < STATE_VERIFIED_SLOTS && !hit; i++)
+        hit = strcmp(sc->verified[i].sid, sid) == 0 && strcmp(sc->verified[i].sha256, sha) == 0 &&
+              state_same_file(&sc->verified[i], &st);
+    pthread_mutex_unlock(&sc->vmu);
+    return hit;
+}
+
+/* Remember fd as sid's file holding bytes with the hash sha (replacing sid's older entry). */
+static void state_verified_put(struct kiln_services *svc, const char *sid, int fd, const char *sha)
+{
+    struct state_ctx *sc = svc->state;
+    struct state_verified *v = NULL;
+    struct stat st;
+
+    if (sc == NULL || fstat(fd, &st) != 0)
+        return;
+    pthread_mutex_lock(&sc->vmu);
+    for (size_t i = 0; i < STATE_VERIFIED_SLOTS && v == NULL; i++)
+        if (strcmp(sc->verified[i].sid, sid) == 0)
+            v = &sc->verified[i];
+    if (v == NULL)
+        v = &sc->verified[sc->vnext++ % STATE_VERIFIED_SLOTS];
+    snprintf(v->sid, sizeof v->sid, "%s", sid);
+    v->dev = st.st_dev;
+    v->ino = st.st_ino;
+    v->size = st.st_size;
+    v->mtime = st.st_mtim;
+    v->ctime = st.st_ctim;
+    memcpy(v->sha256, sha, SHA256_HEX_BUF);
+    pthread_mutex_unlock(&sc->vmu);
+}
+
 /* --- load / save / info / delete ------------------------------------------------------------- */
 
 static void state_info_hot(struct kiln_services *svc, struct state_info *info, long long size,
@@ -487,8 +557,13 @@ static enum kiln_err state_load_hot_blob(struct kiln_services *svc, const char *
         rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "No state for session");
     if (rc)
         goto corrupt_if_missing;
-    if (f >= 0) {
+    if (f >= 0 && fd != NULL && state_verified_has(svc, sid, f, m.sha256)) {
+        *fd = f; /* checked before, not written since: no second hash */
+        f = -1;
+    } else if (f >= 0) {
         rc = state_check_fd(f, m.size, m.sha256, fd != NULL ? NULL : blob, eb);
+        if (rc == KILN_OK)
+            state_verified_put(svc, sid, f, m.sha256);
         if (rc == KILN_OK && fd != NULL) {
             *fd = f;
             f = -1;
@@ -739,8 +814,15 @@ static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
         rc = svc->store->ops->kv_set(svc->store, STATE_NS_META, sid, meta, strlen(meta), now, ttl,
                                      eb);
     if (rc == KILN_OK) {
+        int f = -1;
         svc->store->ops->kv_delete(svc->store, STATE_NS, sid, NULL); /* a previous inline one */
         state_drop_archive(svc, sid);
+        /* hashed on the way in: the next load need not hash it again */
+        if (svc->blob->ops->open_fd != NULL &&
+            svc->blob->ops->open_fd(svc->blob, key, &f, NULL, NULL) == KILN_OK) {
+            state_verified_put(svc, sid, f, sum);
+            close(f);
+        }
     } else {
         state_drop_hot(svc, sid);
     }
@@ -1108,6 +1190,7 @@ enum kiln_err state_ctx_new(struct kiln_services *svc, struct state_ctx **out, s
     sc->svc = svc;
     pthread_mutex_init(&sc->mu, NULL);
     pthread_mutex_init(&sc->tmu, NULL);
+    pthread_mutex_init(&sc->vmu, NULL);
     pthread_cond_init(&sc->tcv, NULL);
     if (svc->cfg->state_persistence_enabled && svc->cfg->state_archive_enabled) {
         if (pthread_create(&sc->thread, NULL, state_archiver_main, sc) != 0) {
@@ -1133,6 +1216,7 @@ void state_ctx_free(struct state_ctx *sc)
     }
     pthread_cond_destroy(&sc->tcv);
     pthread_mutex_destroy(&sc->tmu);
+    pthread_mutex_destroy(&sc->vmu);
     pthread_mutex_destroy(&sc->mu);
     free(sc);
 }

@@ -569,6 +569,48 @@ static void test_large_state_archive_and_corruption(void **state)
     free(z);
 }
 
+/* With the process's context: a file checked (or written) before is not hashed again while it is
+ * unchanged, but a write to it is still caught. */
+static void test_checked_file_cache(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "HHHHHHHHHHHHHHHHHHHHH";
+    unsigned char *p = pickle_random(600000, 5);
+    size_t len, got_len;
+    unsigned char *z = lz4_blob(p, 600000, &len), *back = xmalloc(len);
+    void *got = NULL;
+    char *note = NULL, *path = xasprintf("%s/blobs/statehot/%s", fx->dir, sid);
+    int f = -1;
+    FILE *fp;
+    struct state_info info;
+
+    assert_int_equal(state_ctx_new(svc, &svc->state, NULL), KILN_OK);
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL), KILN_OK);
+        read_all_fd(f, back, len);
+        assert_memory_equal(back, z, len);
+        close(f);
+    }
+    usleep(20000); /* past a coarse timestamp tick */
+    fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 1000, SEEK_SET);
+    fputc(~z[1000] & 0xff, fp);
+    fclose(fp);
+    assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL),
+                     KILN_ERR_NOT_FOUND);
+    assert_non_null(note);
+    free(note);
+    state_ctx_free(svc->state);
+    svc->state = NULL;
+    free(path);
+    free(p);
+    free(z);
+    free(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_state_in_blob_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unchanged_state_is_not_rewritten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_state_archive_and_corruption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checked_file_cache, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
