@@ -488,13 +488,16 @@ static void es_note(struct exec_response *resp, const char *text)
 }
 
 /* The runner's notes file (untrusted JSON from the sandbox): its "notes" strings; true when
- * it says the state came out unchanged (then it wrote no blob). */
-static bool es_runner_notes(const char *json, struct exec_response *resp)
+ * it says the state came out unchanged (then it wrote no blob). *modules (caller frees; NULL
+ * when absent or malformed) gets its "modules", comma-separated as core/state records them. */
+static bool es_runner_notes(const char *json, struct exec_response *resp, char **modules)
 {
     json_t *root = json != NULL ? json_loads(json, 0, NULL) : NULL;
-    json_t *notes = json_object_get(root, "notes"), *v;
+    json_t *notes = json_object_get(root, "notes"), *mods = json_object_get(root, "modules"), *v;
     bool unchanged = json_is_true(json_object_get(root, "unchanged"));
-    size_t i;
+    char buf[STATE_MODULES_BUF];
+    size_t i, n = 0;
+    bool ok = json_is_array(mods);
 
     json_array_foreach(notes, i, v)
     {
@@ -502,6 +505,18 @@ static bool es_runner_notes(const char *json, struct exec_response *resp)
         if (s != NULL)
             es_note(resp, s);
     }
+    buf[0] = '\0';
+    json_array_foreach(mods, i, v)
+    {
+        const char *s = json_string_value(v);
+        int w = s != NULL ? snprintf(buf + n, sizeof buf - n, "%s%s", n > 0 ? "," : "", s) : -1;
+        if (w < 0 || (size_t)w >= sizeof buf - n) {
+            ok = false;
+            break;
+        }
+        n += (size_t)w;
+    }
+    *modules = ok && state_modules_ok(buf) ? xstrdup(buf) : NULL;
     json_decref(root);
     return unchanged;
 }
@@ -515,12 +530,13 @@ static void es_state_after(struct kiln_services *svc, const char *sid, struct ex
 {
     struct state_info info = {0};
     struct errbuf seb;
-    bool unchanged = es_runner_notes(res->state_notes, resp);
+    char *modules = NULL;
+    bool unchanged = es_runner_notes(res->state_notes, resp, &modules);
     enum kiln_err rc = KILN_OK;
 
     errbuf_clear(&seb);
     if (res->state_out_is_fd)
-        rc = state_save_fd(svc, sid, res->state_out_fd, &info, &seb);
+        rc = state_save_fd(svc, sid, res->state_out_fd, modules, &info, &seb);
     else if (res->state_out != NULL)
         rc = state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb);
     else if (unchanged && loaded->exists)
@@ -531,6 +547,7 @@ static void es_state_after(struct kiln_services *svc, const char *sid, struct ex
         free(msg);
         memset(&info, 0, sizeof info);
     }
+    free(modules);
     if (!info.exists)
         state_info_get(svc, sid, &info, NULL);
     resp->has_state = info.exists;
@@ -739,6 +756,7 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
         .state_in_len = state_in_len,
         .state_in_is_fd = state_in_fd >= 0,
         .state_in_fd = state_in_fd,
+        .state_modules = state_loaded.modules_known ? state_loaded.modules : NULL,
         .state_max_bytes = cfg->state_max_size_mb * MIB,
         .state_capture_on_error = cfg->state_capture_on_error,
     };

@@ -38,8 +38,9 @@
 /* Blob-store key prefix of hot states too large for a store row. */
 #define STATE_HOT_PREFIX "statehot/"
 
-/* Marker of a blob-stored hot state in its "statemeta" value. */
+/* Where a hot state's bytes are, in its "statemeta" value. */
 #define STATE_META_BLOB "blob"
+#define STATE_META_ROW  "row"
 
 /* How many files of blob-stored hot states the process remembers as checked. */
 #define STATE_VERIFIED_SLOTS 64
@@ -303,27 +304,71 @@ static bool state_arc_parse(const char *v, size_t len, struct state_arc *a)
     return true;
 }
 
-/* "<size> <sha>" of a hot state's metadata, plus " blob" when its bytes are in the blob store. */
+/* A hot state's metadata: "<size> <sha>" (in a row, modules unknown), or
+ * "<size> <sha> <where> [<modules>]" with where "row" or "blob" (bytes in the blob store) and
+ * modules as state_modules_ok() describes them, "-" for none. */
 struct state_meta {
     long long size;
     char sha256[SHA256_HEX_BUF];
     bool blob;
+    bool modules_known;
+    char modules[STATE_MODULES_BUF];
 };
+
+bool state_modules_ok(const char *modules)
+{
+    size_t n = modules != NULL ? strlen(modules) : STATE_MODULES_BUF;
+
+    if (n >= STATE_MODULES_BUF || (n > 0 && (modules[0] == ',' || modules[n - 1] == ',')))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = modules[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || (c == ',' && modules[i + 1] != ',')))
+            return false;
+    }
+    return true;
+}
 
 static bool state_meta_parse(const char *v, size_t len, struct state_meta *m)
 {
-    char sha[SHA256_HEX_BUF + 1], where[8] = "";
+    char sha[SHA256_HEX_BUF + 1], where[8] = "", mods[STATE_MODULES_BUF + 1] = "";
     int n;
 
-    if (len >= 100)
+    memset(m, 0, sizeof *m);
+    if (len >= 100 + STATE_MODULES_BUF)
         return false;
-    n = sscanf(v, "%lld %65s %7s", &m->size, sha, where);
+    n = sscanf(v, "%lld %65s %7s %200s", &m->size, sha, where, mods);
     if (n < 2 || strlen(sha) != STATE_HDR || !state_hex_ok(sha, STATE_HDR) || m->size < 2 ||
-        (n == 3 && strcmp(where, STATE_META_BLOB) != 0))
+        (n >= 3 && strcmp(where, STATE_META_BLOB) != 0 && strcmp(where, STATE_META_ROW) != 0))
         return false;
     memcpy(m->sha256, sha, SHA256_HEX_BUF);
-    m->blob = n == 3;
+    m->blob = n >= 3 && strcmp(where, STATE_META_BLOB) == 0;
+    if (n == 4 && strcmp(mods, "-") == 0) {
+        m->modules_known = true;
+    } else if (n == 4 && state_modules_ok(mods)) {
+        m->modules_known = true;
+        memcpy(m->modules, mods, strlen(mods) + 1);
+    }
     return true;
+}
+
+/* The metadata value of a state of len bytes with hash sum (modules may be NULL). */
+static void state_meta_format(char *out, size_t cap, size_t len, const char *sum, bool blob,
+                              const char *modules)
+{
+    const char *where = blob ? STATE_META_BLOB : STATE_META_ROW;
+
+    if (modules != NULL && state_modules_ok(modules))
+        snprintf(out, cap, "%zu %s %s %s", len, sum, where, modules[0] != '\0' ? modules : "-");
+    else
+        snprintf(out, cap, "%zu %s %s", len, sum, where);
+}
+
+static void state_info_modules(struct state_info *info, const struct state_meta *m)
+{
+    info->modules_known = m->modules_known;
+    memcpy(info->modules, m->modules, sizeof info->modules);
 }
 
 /* Remove the archived copy of sid (marker first: a crash leaves only unreferenced bytes). */
@@ -580,6 +625,7 @@ static enum kiln_err state_load_hot_blob(struct kiln_services *svc, const char *
         goto out;
     *len = (size_t)m.size;
     state_info_hot(svc, info, m.size, m.sha256, updated);
+    state_info_modules(info, &m);
     goto out;
 corrupt_if_missing:
     /* the metadata names bytes that are not there */
@@ -616,6 +662,13 @@ static enum kiln_err state_load_hot(struct kiln_services *svc, const char *sid, 
     memcpy(*blob, (char *)val + STATE_HDR, *len);
     free(val);
     state_info_hot(svc, info, (long long)*len, sum, updated);
+    if (svc->store->ops->kv_get(svc->store, STATE_NS_META, sid, now, &val, &vlen, NULL, NULL) ==
+        KILN_OK) {
+        struct state_meta m;
+        if (state_meta_parse(val, vlen, &m) && strcmp(m.sha256, sum) == 0)
+            state_info_modules(info, &m);
+        free(val);
+    }
     return KILN_OK;
 corrupt:
     free(val);
@@ -719,11 +772,12 @@ static void state_info_saved(struct kiln_services *svc, struct state_info *info,
 
 /* A blob of at most STATE_INLINE_MAX bytes: one store row (sha256 hex + blob) and its meta. */
 static enum kiln_err state_save_inline(struct kiln_services *svc, const char *sid, const void *blob,
-                                       size_t len, struct state_info *info, struct errbuf *eb)
+                                       size_t len, const char *modules, struct state_info *info,
+                                       struct errbuf *eb)
 {
     long long now = services_now_ms(svc), ttl = svc->cfg->state_ttl_seconds * 1000;
     char sum[SHA256_HEX_BUF];
-    char meta[96];
+    char meta[128 + STATE_MODULES_BUF];
     char *val;
     enum kiln_err rc;
 
@@ -734,7 +788,7 @@ static enum kiln_err state_save_inline(struct kiln_services *svc, const char *si
     val = xmalloc(STATE_HDR + len);
     memcpy(val, sum, STATE_HDR);
     memcpy(val + STATE_HDR, blob, len);
-    snprintf(meta, sizeof meta, "%zu %s", len, sum);
+    state_meta_format(meta, sizeof meta, len, sum, false, modules);
     state_lock(svc);
     rc = svc->store->ops->kv_set(svc->store, STATE_NS, sid, val, STATE_HDR + len, now, ttl, eb);
     if (rc == KILN_OK)
@@ -758,7 +812,8 @@ static enum kiln_err state_save_inline(struct kiln_services *svc, const char *si
  * "statehot/<sid>" (committed without fsync: docs/state.md "Durability"), then the metadata. */
 static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
                                      const unsigned char *pre, size_t prelen, int fd,
-                                     struct state_info *info, struct errbuf *eb)
+                                     const char *modules, struct state_info *info,
+                                     struct errbuf *eb)
 {
     long long now = services_now_ms(svc), ttl = svc->cfg->state_ttl_seconds * 1000;
     size_t total = prelen, max = state_max_blob(svc);
@@ -767,7 +822,7 @@ static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
     struct blob_writer *bw = NULL;
     unsigned char *chunk = fd >= 0 ? xmalloc(STATE_CHUNK) : NULL;
     char *key = state_hot_key_of(sid);
-    char sum[SHA256_HEX_BUF], meta[96];
+    char sum[SHA256_HEX_BUF], meta[128 + STATE_MODULES_BUF];
     enum kiln_err rc;
 
     state_check_begin(&c, state_max_raw(svc));
@@ -806,7 +861,7 @@ static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
             svc->blob->ops->write_abort(bw);
         goto out;
     }
-    snprintf(meta, sizeof meta, "%zu %s " STATE_META_BLOB, total, sum);
+    state_meta_format(meta, sizeof meta, total, sum, true, modules);
     state_lock(svc);
     rc = svc->blob->ops->write_commit_nosync != NULL ? svc->blob->ops->write_commit_nosync(bw, eb)
                                                      : svc->blob->ops->write_commit(bw, eb);
@@ -843,14 +898,14 @@ enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void 
     if (!ids_valid(sid))
         return errbuf_set(eb, KILN_ERR_NOT_FOUND, "No such session");
     if (len <= STATE_INLINE_MAX)
-        return state_save_inline(svc, sid, blob, len, info, eb);
+        return state_save_inline(svc, sid, blob, len, NULL, info, eb);
     if (len > state_max_blob(svc))
         return errbuf_set(eb, KILN_ERR_TOO_LARGE, "state exceeds STATE_MAX_SIZE_MB (%zu MB)",
                           state_max_raw(svc) / (size_t)MIB);
-    return state_save_blob(svc, sid, blob, len, -1, info, eb);
+    return state_save_blob(svc, sid, blob, len, -1, NULL, info, eb);
 }
 
-enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd,
+enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, const char *modules,
                             struct state_info *info, struct errbuf *eb)
 {
     unsigned char *head = xmalloc(STATE_INLINE_MAX + 1);
@@ -873,8 +928,8 @@ enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd,
         got += (size_t)n;
     }
     if (rc == KILN_OK)
-        rc = got <= STATE_INLINE_MAX ? state_save_inline(svc, sid, head, got, info, eb)
-                                     : state_save_blob(svc, sid, head, got, fd, info, eb);
+        rc = got <= STATE_INLINE_MAX ? state_save_inline(svc, sid, head, got, modules, info, eb)
+                                     : state_save_blob(svc, sid, head, got, fd, modules, info, eb);
     free(head);
     return rc;
 }
@@ -966,6 +1021,7 @@ enum kiln_err state_info_get(struct kiln_services *svc, const char *sid, struct 
         free(val);
         if (ok) {
             state_info_hot(svc, info, m.size, m.sha256, updated);
+            state_info_modules(info, &m);
             return KILN_OK;
         }
     } else if (rc != KILN_ERR_NOT_FOUND) {

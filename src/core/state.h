@@ -44,6 +44,9 @@
 enum kiln_err state_validate(const void *blob, size_t len, size_t max_raw, struct errbuf *eb);
 
 /* What /state/{sid}/info and /exec report. */
+/* Room for the modules a state needs ("a,b,c"). */
+#define STATE_MODULES_BUF 200
+
 struct state_info {
     bool exists;
     long long size;              /* bytes of the blob */
@@ -51,6 +54,11 @@ struct state_info {
     long long updated_ms;        /* last save */
     long long expires_ms;        /* when this copy goes away (0 = never) */
     const char *source;          /* "hot" or "archive" (static) */
+    /* The top-level modules restoring it imports, as the runner reported them at capture
+     * ("numpy,pandas"; "" none), when known (hot copies saved by an execution): lets the
+     * zygote of a restore be picked like that of the program's own imports. */
+    bool modules_known;
+    char modules[STATE_MODULES_BUF];
 };
 
 /* The process's state context: the write mutex and the archiver thread. */
@@ -83,9 +91,14 @@ enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void 
 
 /* state_save() of the bytes of fd (borrowed; read with pread from offset 0 to its end, at most
  * STATE_MAX_SIZE_MB plus the lz4 overhead): a large state streams through one buffer into the
- * blob store, validated and hashed on the way, never held whole in memory. */
-enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd,
+ * blob store, validated and hashed on the way, never held whole in memory. modules (may be
+ * NULL: unknown; else state_modules_ok()) is recorded for struct state_info. */
+enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, const char *modules,
                             struct state_info *info, struct errbuf *eb);
+
+/* True when modules is a list state_save_fd() records: at most STATE_MODULES_BUF - 1 chars of
+ * comma-separated names of [A-Za-z0-9_] ("" = none). */
+bool state_modules_ok(const char *modules);
 
 /* An execution restored sid's state (*loaded, as state_open() described it) and left it
  * unchanged: keep it without rewriting it. A hot copy's clock (TTL, idle time before archiving)

@@ -58,6 +58,10 @@ struct exec_job {
     size_t state_in_len;
     bool state_in_is_fd;
     int state_in_fd;
+    /* The top-level modules restoring it imports ("numpy,pandas"; "" none), or NULL when not
+     * known: a zygote is picked for them as for the program's own imports (NULL: the heavy
+     * one, whatever the state holds). */
+    const char *state_modules;
     long long state_max_bytes;
     bool state_capture_on_error;
 };

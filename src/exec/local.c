@@ -452,12 +452,19 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
          * DataFrame, an imported pandas): the heavy zygote then, whatever the code imports —
          * zyg_run() picks by its scan of the source, so the scan is shown a heavy import ahead
          * of the code (which it still scans for everything else, e.g. self-signalling). */
-        static const char heavy_hint[] = "import pandas\n";
         if ((job->state_in != NULL || job->state_in_is_fd) && job->code != NULL) {
-            scan_len = sizeof heavy_hint - 1 + job->code_len;
-            scan = xmalloc(scan_len);
-            memcpy(scan, heavy_hint, sizeof heavy_hint - 1);
-            memcpy(scan + sizeof heavy_hint - 1, job->code, job->code_len);
+            /* the state's own modules when known ("import numpy,pandas" scans as two
+             * imports), else a heavy one */
+            char *hint = job->state_modules == NULL ? xstrdup("import pandas\n")
+                         : job->state_modules[0] != '\0'
+                             ? xasprintf("import %s\n", job->state_modules)
+                             : xstrdup("");
+            size_t hl = strlen(hint);
+            scan_len = hl + job->code_len;
+            scan = xmalloc(scan_len + 1);
+            memcpy(scan, hint, hl);
+            memcpy(scan + hl, job->code, job->code_len);
+            free(hint);
         }
         rc = zyg_run(le->zyg, &lj->job, scan != NULL ? scan : job->code,
                      scan != NULL ? scan_len : job->code_len, &res->run, eb);

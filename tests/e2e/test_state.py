@@ -432,3 +432,20 @@ def test_corrupted_large_state_is_dropped_with_a_note(kiln_server):
         assert any("corrupted" in n for n in r["state_notes"]), r
         assert r["has_state"] is True
         assert run(c, "print(w)", sid)["stdout"] == "2\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the zygotes need root")
+def test_state_modules_pick_the_zygote(kiln_server):
+    """A restore goes to the zygote its state's modules need: a state of standard-library values
+    to the light one (pandas not loaded), one holding numpy values to the heavy one."""
+    srv = kiln_server()
+    with client(srv) as c:
+        wait_py_children_ready(c)
+        light = run(c, "import collections\nd = collections.OrderedDict(a=1)\n")["session_id"]
+        heavy = run(c, "import numpy as np\na = np.arange(3)\n")["session_id"]
+        wait_py_children_ready(c)
+        r = run(c, "import sys\nprint('pandas' in sys.modules, d['a'])\n", light)
+        assert r["stdout"] == "False 1\n", r
+        wait_py_children_ready(c)
+        r = run(c, "import sys\nprint('pandas' in sys.modules, int(a.sum()))\n", heavy)
+        assert r["stdout"] == "True 3\n", r

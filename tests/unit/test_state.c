@@ -394,7 +394,7 @@ static void test_large_state_in_blob_store(void **state)
     int fd = memfd_of(z, len), f = -1;
 
     assert_true(len > 256 * 1024); /* beyond what a store row holds */
-    assert_int_equal(state_save_fd(svc, sid, fd, &saved, NULL), KILN_OK);
+    assert_int_equal(state_save_fd(svc, sid, fd, "numpy,pandas", &saved, NULL), KILN_OK);
     close(fd);
     assert_int_equal(saved.size, (long long)len);
     /* the bytes are a file of the blob store; the store has only the metadata */
@@ -411,6 +411,9 @@ static void test_large_state_in_blob_store(void **state)
     close(f);
     assert_string_equal(info.sha256, saved.sha256);
     assert_string_equal(info.source, "hot");
+    /* the modules the runner reported come back for the zygote's choice */
+    assert_true(info.modules_known);
+    assert_string_equal(info.modules, "numpy,pandas");
     /* GET /state gets a copy */
     assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_OK);
     assert_int_equal(got_len, len);
@@ -431,15 +434,23 @@ static void test_large_state_in_blob_store(void **state)
 
     /* streamed blobs are validated like posted ones: truncated, over the cap */
     fd = memfd_of(z, len - 10);
-    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL), KILN_ERR_INVALID);
+    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL, NULL), KILN_ERR_INVALID);
     close(fd);
     raw[0] = STATE_VERSION_RAW; /* 1.5 MB raw pickle with STATE_MAX_SIZE_MB=1 */
     raw[1] = 0x80;
     raw[2] = 5;
     raw[1500000 - 1] = '.';
     fd = memfd_of(raw, 1500000);
-    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL), KILN_ERR_TOO_LARGE);
+    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL, NULL), KILN_ERR_TOO_LARGE);
     close(fd);
+    /* module lists: names of [A-Za-z0-9_] joined by single commas, else not recorded */
+    assert_true(state_modules_ok(""));
+    assert_true(state_modules_ok("numpy,_x,a1"));
+    assert_false(state_modules_ok(NULL));
+    assert_false(state_modules_ok("a,,b"));
+    assert_false(state_modules_ok(",a"));
+    assert_false(state_modules_ok("a b"));
+    assert_false(state_modules_ok("a;import os"));
     /* and refused ones leave the stored state as it was */
     assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
     assert_string_equal(info.sha256, saved.sha256);

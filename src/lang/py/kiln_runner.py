@@ -25,7 +25,8 @@ Two ways to use it:
    max_bytes, capture_on_error) does all of it and returns the exit status.
    The notes file (JSON) is {"saved": bool, "size": int, "notes": [str, ...]}, plus
    "unchanged": true when the captured blob is byte-identical to the restored one: then no
-   state.out is written and kiln keeps the stored copy without rewriting it.
+   state.out is written and kiln keeps the stored copy without rewriting it; and "modules":
+   [top-level module names a restore imports] (kiln picks the next run's zygote by them).
 
 Blob format (KubeCodeRun/LibreCodeInterpreter compatible): one version byte, then the payload.
   1: cloudpickle of a dict {name: value}
@@ -306,12 +307,41 @@ class _Sink:
                 pass
 
 
+# Modules every zygote and the runner itself have loaded: never worth reporting.
+_PRELOADED = frozenset(("__main__", "builtins", "copyreg", "_codecs", "pickle", "_pickle",
+                        "cloudpickle"))
+
+
+def _pickler(sink, mods):
+    """A cloudpickle pickler into sink that adds to the set mods the top-level module of every
+    class, function and object type it pickles (what a restore will import)."""
+    import cloudpickle
+    import types
+
+    class _Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj):
+            for m in (getattr(type(obj), "__module__", None),
+                      getattr(obj, "__module__", None)
+                      if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType))
+                      else None):
+                if isinstance(m, str):
+                    mods.add(m.partition(".")[0])
+            sup = getattr(super(), "reducer_override", None)
+            return sup(obj) if sup is not None else NotImplemented
+
+    return _Pickler(sink, protocol=5)
+
+
 def capture_ex(g, path, max_bytes):
-    """capture(), returning (notes, unchanged): unchanged is True when the blob equals the one
-    restore() read, byte for byte, and was therefore not written."""
+    """capture(), returning (notes, unchanged, modules): unchanged is True when the blob equals
+    the one restore() read, byte for byte, and was therefore not written; modules is the sorted
+    list of the top-level modules a restore of it imports (those of its classes, functions and
+    objects' types, and the modules among the globals), or None when nothing was captured."""
     notes = []
     unchanged = False
     sink = None
+    mods = set()
+    captured = False
     try:
         import cloudpickle
         values, modules = _candidates(g)
@@ -320,7 +350,7 @@ def capture_ex(g, path, max_bytes):
             state[MODULES_KEY] = modules
         try:
             sink = _Sink(path, max_bytes)
-            cloudpickle.Pickler(sink, protocol=5).dump(state)
+            _pickler(sink, mods).dump(state)
         except _TooLarge:
             raise
         except Exception:
@@ -333,9 +363,14 @@ def capture_ex(g, path, max_bytes):
                     notes.append("variable '%s' not saved: %s cannot be pickled (%s)"
                                  % (k, type(values[k]).__name__, _err(e)))
                     del state[k]
+            mods = set()
             sink = _Sink(path, max_bytes)
-            cloudpickle.Pickler(sink, protocol=5).dump(state)
+            _pickler(sink, mods).dump(state)
         unchanged = sink.finish()
+        captured = True
+        for modname in modules.values():
+            if isinstance(modname, str):
+                mods.add(modname.partition(".")[0])
     except _TooLarge:
         sink.abort()
         size = _Count()
@@ -352,7 +387,7 @@ def capture_ex(g, path, max_bytes):
         unchanged = False
     finally:
         _forget_previous()
-    return notes, unchanged
+    return notes, unchanged, sorted(mods - _PRELOADED) if captured else None
 
 
 def _exit_code(e):
@@ -368,13 +403,15 @@ def _exit_code(e):
     return 1
 
 
-def _write_notes(path, saved, size, notes, unchanged=False):
+def _write_notes(path, saved, size, notes, unchanged=False, modules=None):
     if not path:
         return
     import json
     doc = {"saved": saved, "size": size, "notes": notes}
     if unchanged:
         doc["unchanged"] = True
+    if modules is not None:
+        doc["modules"] = modules
     try:
         with open(path, "w") as f:
             json.dump(doc, f)
@@ -433,9 +470,10 @@ def run_main(path, argv, state_in, state_out, notes_path, max_bytes, capture_on_
         sys.excepthook(*sys.exc_info())
     saved = False
     unchanged = False
+    modules = None
     size = 0
     if state_out and (not failed or capture_on_error):
-        more, unchanged = capture_ex(main.__dict__, state_out, max_bytes)
+        more, unchanged, modules = capture_ex(main.__dict__, state_out, max_bytes)
         notes.extend(more)
         try:
             size = os.stat(state_in if unchanged else state_out).st_size
@@ -445,7 +483,7 @@ def run_main(path, argv, state_in, state_out, notes_path, max_bytes, capture_on_
     elif state_out:
         _forget_previous()
         notes.append("state not saved: the execution failed (STATE_CAPTURE_ON_ERROR=false)")
-    _write_notes(notes_path, saved, size, notes, unchanged)
+    _write_notes(notes_path, saved, size, notes, unchanged, modules)
     for s in (sys.stdout, sys.stderr):
         try:
             s.flush()
