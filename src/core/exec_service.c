@@ -540,7 +540,7 @@ static void es_state_after(struct kiln_services *svc, const char *sid, struct ex
     else if (res->state_out != NULL)
         rc = state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb);
     else if (unchanged && loaded->exists)
-        state_keep(svc, sid, loaded, &info, NULL);
+        state_keep(svc, sid, loaded, modules, &info, NULL);
     if (rc) {
         char *msg = xasprintf("state not saved: %s", seb.msg);
         es_note(resp, msg);

@@ -892,17 +892,25 @@ out:
     return rc;
 }
 
-enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob, size_t len,
-                         struct state_info *info, struct errbuf *eb)
+/* state_save() recording modules (may be NULL). */
+static enum kiln_err state_save_mods(struct kiln_services *svc, const char *sid, const void *blob,
+                                     size_t len, const char *modules, struct state_info *info,
+                                     struct errbuf *eb)
 {
     if (!ids_valid(sid))
         return errbuf_set(eb, KILN_ERR_NOT_FOUND, "No such session");
     if (len <= STATE_INLINE_MAX)
-        return state_save_inline(svc, sid, blob, len, NULL, info, eb);
+        return state_save_inline(svc, sid, blob, len, modules, info, eb);
     if (len > state_max_blob(svc))
         return errbuf_set(eb, KILN_ERR_TOO_LARGE, "state exceeds STATE_MAX_SIZE_MB (%zu MB)",
                           state_max_raw(svc) / (size_t)MIB);
-    return state_save_blob(svc, sid, blob, len, -1, NULL, info, eb);
+    return state_save_blob(svc, sid, blob, len, -1, modules, info, eb);
+}
+
+enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob, size_t len,
+                         struct state_info *info, struct errbuf *eb)
+{
+    return state_save_mods(svc, sid, blob, len, NULL, info, eb);
 }
 
 enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, const char *modules,
@@ -947,12 +955,13 @@ static long long state_touch_interval_ms(const struct kiln_services *svc)
 
 /* Rewrite sid's hot metadata (and an inline row) with the same bytes and a fresh clock. */
 static enum kiln_err state_touch(struct kiln_services *svc, const char *sid, const char *sha,
-                                 struct state_info *info, struct errbuf *eb)
+                                 const char *modules, struct state_info *info, struct errbuf *eb)
 {
     long long now = services_now_ms(svc), ttl = svc->cfg->state_ttl_seconds * 1000;
     void *val = NULL, *row = NULL;
     size_t vlen = 0, rlen = 0;
     struct state_meta m;
+    char meta[128 + STATE_MODULES_BUF];
     enum kiln_err rc;
 
     state_lock(svc);
@@ -963,8 +972,13 @@ static enum kiln_err state_touch(struct kiln_services *svc, const char *sid, con
         rc = svc->store->ops->kv_get(svc->store, STATE_NS, sid, now, &row, &rlen, NULL, eb);
     if (rc == KILN_OK && row != NULL)
         rc = svc->store->ops->kv_set(svc->store, STATE_NS, sid, row, rlen, now, ttl, eb);
-    if (rc == KILN_OK)
+    if (rc == KILN_OK && modules != NULL) { /* learnt now: recorded with the same bytes */
+        state_meta_format(meta, sizeof meta, (size_t)m.size, m.sha256, m.blob, modules);
+        rc = svc->store->ops->kv_set(svc->store, STATE_NS_META, sid, meta, strlen(meta), now, ttl,
+                                     eb);
+    } else if (rc == KILN_OK) {
         rc = svc->store->ops->kv_set(svc->store, STATE_NS_META, sid, val, vlen, now, ttl, eb);
+    }
     state_unlock(svc);
     if (rc == KILN_OK)
         state_info_saved(svc, info, (size_t)m.size, m.sha256, now);
@@ -974,9 +988,11 @@ static enum kiln_err state_touch(struct kiln_services *svc, const char *sid, con
 }
 
 enum kiln_err state_keep(struct kiln_services *svc, const char *sid,
-                         const struct state_info *loaded, struct state_info *info,
-                         struct errbuf *eb)
+                         const struct state_info *loaded, const char *modules,
+                         struct state_info *info, struct errbuf *eb)
 {
+    bool learnt = modules != NULL && !loaded->modules_known && state_modules_ok(modules);
+
     void *blob = NULL;
     size_t len = 0;
     struct state_info now_info;
@@ -986,16 +1002,17 @@ enum kiln_err state_keep(struct kiln_services *svc, const char *sid,
     if (!loaded->exists || !ids_valid(sid))
         return KILN_OK;
     if (strcmp(loaded->source, "hot") == 0) {
-        if (services_now_ms(svc) - loaded->updated_ms < state_touch_interval_ms(svc))
+        if (!learnt && services_now_ms(svc) - loaded->updated_ms < state_touch_interval_ms(svc))
             return KILN_OK; /* nothing to write: the common case */
-        rc = state_touch(svc, sid, loaded->sha256, info, eb);
+        rc = state_touch(svc, sid, loaded->sha256, learnt ? modules : NULL, info, eb);
         return rc == KILN_ERR_NOT_FOUND ? state_info_get(svc, sid, info, eb) : rc;
     }
     /* restored from the archive and in use again: hot again, as a save would have made it */
     rc = state_load(svc, sid, &blob, &len, &now_info, NULL, eb);
     if (rc == KILN_OK && strcmp(now_info.sha256, loaded->sha256) == 0 &&
         strcmp(now_info.source, "archive") == 0)
-        rc = state_save(svc, sid, blob, len, info, eb);
+        rc = state_save_mods(svc, sid, blob, len, state_modules_ok(modules) ? modules : NULL, info,
+                             eb);
     else if (rc == KILN_OK)
         *info = now_info;
     free(blob);

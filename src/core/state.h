@@ -103,12 +103,13 @@ bool state_modules_ok(const char *modules);
 /* An execution restored sid's state (*loaded, as state_open() described it) and left it
  * unchanged: keep it without rewriting it. A hot copy's clock (TTL, idle time before archiving)
  * is refreshed only when a quarter of the shorter of STATE_TTL_SECONDS and
- * STATE_ARCHIVE_AFTER_SECONDS has passed since its last write — most calls write nothing; an
+ * STATE_ARCHIVE_AFTER_SECONDS has passed since its last write — most calls write nothing —
+ * or when modules (the runner's report, may be NULL) tells what *loaded did not know; an
  * archived copy becomes hot again (as a save would have made it). *info gets the state as it
  * now is. */
 enum kiln_err state_keep(struct kiln_services *svc, const char *sid,
-                         const struct state_info *loaded, struct state_info *info,
-                         struct errbuf *eb);
+                         const struct state_info *loaded, const char *modules,
+                         struct state_info *info, struct errbuf *eb);
 
 /* Describe sid's state without reading the blob (exists = false when none). */
 enum kiln_err state_info_get(struct kiln_services *svc, const char *sid, struct state_info *info,

@@ -473,7 +473,7 @@ static void test_unchanged_state_is_not_rewritten(void **state)
     long long t0 = fx->now;
     void *got = NULL;
     int f = -1;
-    struct state_info loaded, info;
+    struct state_info loaded, info, lb;
 
     assert_int_equal(state_save(svc, big, z, len, NULL, NULL), KILN_OK);
     assert_int_equal(state_save(svc, small, zq, qlen, NULL, NULL), KILN_OK);
@@ -481,14 +481,14 @@ static void test_unchanged_state_is_not_rewritten(void **state)
     close(f);
     /* soon after the save: nothing is written */
     fx->now += 1000;
-    assert_int_equal(state_keep(svc, big, &loaded, &info, NULL), KILN_OK);
+    assert_int_equal(state_keep(svc, big, &loaded, NULL, &info, NULL), KILN_OK);
     assert_int_equal(kv_updated(fx, "statemeta", big), t0);
     assert_int_equal(info.updated_ms, t0);
     assert_string_equal(info.sha256, loaded.sha256);
     /* a quarter of min(TTL 100 s, archive after 10 s) later: the clock is refreshed, the bytes
      * are not rewritten */
     fx->now += 2000;
-    assert_int_equal(state_keep(svc, big, &loaded, &info, NULL), KILN_OK);
+    assert_int_equal(state_keep(svc, big, &loaded, NULL, &info, NULL), KILN_OK);
     assert_int_equal(kv_updated(fx, "statemeta", big), fx->now);
     assert_int_equal(info.updated_ms, fx->now);
     assert_int_equal(info.expires_ms, fx->now + 100000);
@@ -497,14 +497,30 @@ static void test_unchanged_state_is_not_rewritten(void **state)
     assert_int_equal(f, -1);
     assert_non_null(got);
     free(got);
-    assert_int_equal(state_keep(svc, small, &loaded, &info, NULL), KILN_OK);
+    assert_int_equal(state_keep(svc, small, &loaded, NULL, &info, NULL), KILN_OK);
     assert_int_equal(kv_updated(fx, "state", small), fx->now);
     assert_int_equal(kv_updated(fx, "statemeta", small), fx->now);
+    /* a state whose modules were not known (posted): recorded once the runner reports them,
+     * not again */
+    assert_int_equal(state_open(svc, big, &got, &got_len, &f, &lb, NULL, NULL), KILN_OK);
+    close(f);
+    assert_false(lb.modules_known);
+    fx->now += 10;
+    assert_int_equal(state_keep(svc, big, &lb, "collections", &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", big), fx->now);
+    assert_int_equal(state_open(svc, big, &got, &got_len, &f, &lb, NULL, NULL), KILN_OK);
+    close(f);
+    assert_true(lb.modules_known);
+    assert_string_equal(lb.modules, "collections");
+    assert_string_equal(lb.sha256, info.sha256);
+    fx->now += 10;
+    assert_int_equal(state_keep(svc, big, &lb, "collections", &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", big), fx->now - 10);
     /* a state saved meanwhile is not touched with the old one's description */
     fx->now += 3000;
     assert_int_equal(state_save(svc, small, z, len, NULL, NULL), KILN_OK);
     fx->now += 3000;
-    assert_int_equal(state_keep(svc, small, &loaded, &info, NULL), KILN_OK);
+    assert_int_equal(state_keep(svc, small, &loaded, NULL, &info, NULL), KILN_OK);
     assert_int_equal(kv_updated(fx, "statemeta", small), fx->now - 3000);
     assert_int_equal(info.size, (long long)len);
     free(p);
@@ -541,7 +557,7 @@ static void test_large_state_archive_and_corruption(void **state)
     assert_memory_equal(got, z, len);
     free(got);
     assert_string_equal(loaded.source, "archive");
-    assert_int_equal(state_keep(svc, sid, &loaded, &info, NULL), KILN_OK);
+    assert_int_equal(state_keep(svc, sid, &loaded, NULL, &info, NULL), KILN_OK);
     assert_string_equal(info.source, "hot");
     assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
     assert_string_equal(info.source, "hot");
