@@ -58,6 +58,12 @@ struct blob_ops {
      * nothing is visible). */
     enum kiln_err (*write_commit)(struct blob_writer *w, struct errbuf *eb);
 
+    /* Like write_commit(), without waiting for the disk (fs: no fsync): the bytes are visible
+     * under the key at once and survive a crash of kiln, but after a crash of the machine the
+     * key may hold older, partial or no bytes; callers that use it check a hash on read (Python
+     * state). NULL in backends where every commit is durable: use write_commit() then. */
+    enum kiln_err (*write_commit_nosync)(struct blob_writer *w, struct errbuf *eb);
+
     /* Drop the bytes written so far; frees w. NULL is a no-op. */
     void (*write_abort)(struct blob_writer *w);
 

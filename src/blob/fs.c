@@ -174,14 +174,14 @@ static void fs_write_abort(struct blob_writer *bw)
     free(w);
 }
 
-static enum kiln_err fs_write_commit(struct blob_writer *bw, struct errbuf *eb)
+/* Rename the temporary over the key; with sync, the data is on disk before the name points at
+ * it, and the rename before we acknowledge. */
+static enum kiln_err fs_commit(struct blob_writer *bw, bool sync, struct errbuf *eb)
 {
     struct fs_writer *w = (struct fs_writer *)bw;
     enum kiln_err rc = KILN_OK;
 
-    /* Order matters: the data must be on disk before the name points at it, and the rename
-     * must be on disk before we acknowledge. */
-    if (fsync(w->fd) != 0) {
+    if (sync && fsync(w->fd) != 0) {
         rc = errbuf_set(eb, KILN_ERR_IO, "fsync blob: %s", strerror(errno));
         goto out;
     }
@@ -191,11 +191,21 @@ static enum kiln_err fs_write_commit(struct blob_writer *bw, struct errbuf *eb)
     }
     close(w->fd);
     w->fd = -1;
-    if (fsync(w->dir) != 0)
+    if (sync && fsync(w->dir) != 0)
         rc = errbuf_set(eb, KILN_ERR_IO, "fsync blob directory: %s", strerror(errno));
 out:
     fs_write_abort(bw);
     return rc;
+}
+
+static enum kiln_err fs_write_commit(struct blob_writer *bw, struct errbuf *eb)
+{
+    return fs_commit(bw, true, eb);
+}
+
+static enum kiln_err fs_write_commit_nosync(struct blob_writer *bw, struct errbuf *eb)
+{
+    return fs_commit(bw, false, eb);
 }
 
 static enum kiln_err fs_open_fd(struct blob *b, const char *key, int *fdp, long long *size,
@@ -360,6 +370,7 @@ static const struct blob_ops fs_ops = {
     .write_begin = fs_write_begin,
     .write = fs_write,
     .write_commit = fs_write_commit,
+    .write_commit_nosync = fs_write_commit_nosync,
     .write_abort = fs_write_abort,
     .open_fd = fs_open_fd,
     .read_at = fs_read_at,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <jansson.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/files.h"
 #include "core/names.h"
@@ -486,12 +487,17 @@ static void es_note(struct exec_response *resp, const char *text)
     resp->state_notes[resp->nstate_notes++] = xstrdup(text);
 }
 
-/* The runner's notes file (untrusted JSON from the sandbox): its "notes" strings. */
-static void es_runner_notes(const char *json, struct exec_response *resp)
+/* The runner's notes file (untrusted JSON from the sandbox): its "notes" strings; true when
+ * it says the state came out unchanged (then it wrote no blob). *modules (caller frees; NULL
+ * when absent or malformed) gets its "modules", comma-separated as core/state records them. */
+static bool es_runner_notes(const char *json, struct exec_response *resp, char **modules)
 {
     json_t *root = json != NULL ? json_loads(json, 0, NULL) : NULL;
-    json_t *notes = json_object_get(root, "notes"), *v;
-    size_t i;
+    json_t *notes = json_object_get(root, "notes"), *mods = json_object_get(root, "modules"), *v;
+    bool unchanged = json_is_true(json_object_get(root, "unchanged"));
+    char buf[STATE_MODULES_BUF];
+    size_t i, n = 0;
+    bool ok = json_is_array(mods);
 
     json_array_foreach(notes, i, v)
     {
@@ -499,27 +505,49 @@ static void es_runner_notes(const char *json, struct exec_response *resp)
         if (s != NULL)
             es_note(resp, s);
     }
+    buf[0] = '\0';
+    json_array_foreach(mods, i, v)
+    {
+        const char *s = json_string_value(v);
+        int w = s != NULL ? snprintf(buf + n, sizeof buf - n, "%s%s", n > 0 ? "," : "", s) : -1;
+        if (w < 0 || (size_t)w >= sizeof buf - n) {
+            ok = false;
+            break;
+        }
+        n += (size_t)w;
+    }
+    *modules = ok && state_modules_ok(buf) ? xstrdup(buf) : NULL;
     json_decref(root);
+    return unchanged;
 }
 
 /* After the run: store what the runner captured (validated: it comes from the sandbox) and
  * report the session's state as it now is. A state that cannot be stored is a note, never a
- * failed execution. */
+ * failed execution. An unchanged state (the runner's word; a false claim can only cost the
+ * session its own update) is kept without writing: loaded is what was restored. */
 static void es_state_after(struct kiln_services *svc, const char *sid, struct exec_result *res,
-                           struct exec_response *resp)
+                           const struct state_info *loaded, struct exec_response *resp)
 {
     struct state_info info = {0};
     struct errbuf seb;
+    char *modules = NULL;
+    bool unchanged = es_runner_notes(res->state_notes, resp, &modules);
+    enum kiln_err rc = KILN_OK;
 
-    es_runner_notes(res->state_notes, resp);
     errbuf_clear(&seb);
-    if (res->state_out != NULL &&
-        state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb) != KILN_OK) {
+    if (res->state_out_is_fd)
+        rc = state_save_fd(svc, sid, res->state_out_fd, modules, &info, &seb);
+    else if (res->state_out != NULL)
+        rc = state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb);
+    else if (unchanged && loaded->exists)
+        state_keep(svc, sid, loaded, modules, &info, NULL);
+    if (rc) {
         char *msg = xasprintf("state not saved: %s", seb.msg);
         es_note(resp, msg);
         free(msg);
         memset(&info, 0, sizeof info);
     }
+    free(modules);
     if (!info.exists)
         state_info_get(svc, sid, &info, NULL);
     resp->has_state = info.exists;
@@ -656,6 +684,8 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     bool created = false, entered = false, with_state;
     void *state_in = NULL;
     size_t state_in_len = 0;
+    int state_in_fd = -1;
+    struct state_info state_loaded = {0};
     char *state_note = NULL;
     char lang[16];
     enum kiln_err rc;
@@ -690,13 +720,13 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
 
     with_state = cfg->state_persistence_enabled && strcmp(lang, "py") == 0;
     if (with_state && !created) {
-        struct state_info si;
         /* none, or a corrupted copy (dropped, noted): the program starts without state */
-        if (state_load(svc, session.id, &state_in, &state_in_len, &si, &state_note, NULL) !=
-            KILN_OK) {
+        if (state_open(svc, session.id, &state_in, &state_in_len, &state_in_fd, &state_loaded,
+                       &state_note, NULL) != KILN_OK) {
             free(state_in);
             state_in = NULL;
             state_in_len = 0;
+            memset(&state_loaded, 0, sizeof state_loaded);
         }
     }
 
@@ -724,6 +754,9 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
         .state_enabled = with_state,
         .state_in = state_in,
         .state_in_len = state_in_len,
+        .state_in_is_fd = state_in_fd >= 0,
+        .state_in_fd = state_in_fd,
+        .state_modules = state_loaded.modules_known ? state_loaded.modules : NULL,
         .state_max_bytes = cfg->state_max_size_mb * MIB,
         .state_capture_on_error = cfg->state_capture_on_error,
     };
@@ -754,7 +787,7 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     if (state_note != NULL)
         es_note(resp, state_note);
     if (with_state)
-        es_state_after(svc, session.id, &res, resp);
+        es_state_after(svc, session.id, &res, &state_loaded, resp);
 out:
     if (entered)
         gate_leave(svc->gate, gate_now_ms() - started);
@@ -767,6 +800,8 @@ out:
     store_session_clear(&session);
     free(ref_sids);
     free(state_in);
+    if (state_in_fd >= 0)
+        close(state_in_fd);
     free(state_note);
     es_inputs_free(&x);
     if (rc)

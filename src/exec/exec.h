@@ -50,10 +50,18 @@ struct exec_job {
     /* Python state (issue 6, lang py only): when state_enabled the program runs under the
      * state runner (src/lang/py/kiln_runner.py), which restores state_in (NULL = none) before
      * the run and captures the globals after it into res->state_out (at most state_max_bytes
-     * of pickle; also after a failed run when state_capture_on_error). */
+     * of pickle; also after a failed run when state_capture_on_error). A large previous state
+     * comes as an fd instead (state_in_is_fd: the bytes of state_in_fd from offset 0, already
+     * checked; borrowed), copied into the workspace without passing through memory. */
     bool state_enabled;
     const void *state_in;
     size_t state_in_len;
+    bool state_in_is_fd;
+    int state_in_fd;
+    /* The top-level modules restoring it imports ("numpy,pandas"; "" none), or NULL when not
+     * known: a zygote is picked for them as for the program's own imports (NULL: the heavy
+     * one, whatever the state holds). */
+    const char *state_modules;
     long long state_max_bytes;
     bool state_capture_on_error;
 };
@@ -75,9 +83,14 @@ struct exec_result {
     bool *input_unchanged; /* ninputs flags: still present and byte-identical after the run */
     size_t skipped;        /* files left out by the caps (count or size) */
     /* Python state: the blob the runner captured (untrusted: validate before storing) and its
-     * notes file ({"saved","size","notes":[…]}, untrusted JSON); NULL when absent. */
+     * notes file ({"saved","size","notes":[…],"unchanged"?}, untrusted JSON); NULL when absent.
+     * The local backend hands the blob as an fd instead (state_out_is_fd: state_out_fd, read-only,
+     * opened by the workspace walk — regular file, one link, no symlink, as the sandbox's uid —
+     * closed by exec_result_clear()), so that a large state is never slurped. */
     void *state_out;
     size_t state_out_len;
+    bool state_out_is_fd;
+    int state_out_fd;
     char *state_notes; /* NUL-terminated */
 };
 

@@ -92,6 +92,8 @@ void exec_result_clear(struct exec_result *r)
     free(r->outputs);
     free(r->input_unchanged);
     free(r->state_out);
+    if (r->state_out_is_fd)
+        close(r->state_out_fd);
     free(r->state_notes);
     memset(r, 0, sizeof *r);
 }
@@ -179,9 +181,11 @@ static bool local_walk_state(struct local_walk *w, const char *rel, int fd, cons
     if (!w->state)
         return false;
     if (strcmp(rel, PY_RUNNER_STATE_OUT) == 0) {
-        /* lz4 may expand an incompressible pickle a little */
-        long long max = w->job->state_max_bytes + w->job->state_max_bytes / 128 + 65536;
-        local_slurp(fd, st, max, &w->res->state_out, &w->res->state_out_len);
+        /* kept open, not read: core/state streams it into the store, capped there */
+        if (!w->res->state_out_is_fd) {
+            w->res->state_out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            w->res->state_out_is_fd = w->res->state_out_fd >= 0;
+        }
         return true;
     }
     if (strcmp(rel, PY_RUNNER_NOTES) == 0) {
@@ -370,11 +374,19 @@ static enum kiln_err local_state_prepare(struct sbx_workspace *ws, const struct 
     const char **argv;
     size_t n = 0, i = 0, len;
     const char *src = py_runner_source(&len);
+    bool with_in = job->state_in != NULL || job->state_in_is_fd;
     enum kiln_err rc;
 
     rc = sbx_workspace_put(ws, PY_RUNNER_FILE, src, len, -1, eb);
-    if (rc == KILN_OK && job->state_in != NULL)
+    if (rc == KILN_OK && job->state_in_is_fd) {
+        /* the workspace copies from the fd's offset: from the start */
+        if (lseek(job->state_in_fd, 0, SEEK_SET) != 0)
+            rc = errbuf_set(eb, KILN_ERR_IO, "state: %s", strerror(errno));
+        else
+            rc = sbx_workspace_put(ws, PY_RUNNER_STATE_IN, NULL, 0, job->state_in_fd, eb);
+    } else if (rc == KILN_OK && job->state_in != NULL) {
         rc = sbx_workspace_put(ws, PY_RUNNER_STATE_IN, job->state_in, job->state_in_len, -1, eb);
+    }
     if (rc)
         return rc;
     while (step->argv[n] != NULL)
@@ -383,7 +395,7 @@ static enum kiln_err local_state_prepare(struct sbx_workspace *ws, const struct 
     snprintf(maxbuf, maxbuf_len, "%lld", job->state_max_bytes);
     argv[i++] = step->argv[0];
     argv[i++] = "/mnt/data/" PY_RUNNER_FILE;
-    if (job->state_in != NULL) {
+    if (with_in) {
         argv[i++] = "--state-in";
         argv[i++] = "/mnt/data/" PY_RUNNER_STATE_IN;
     }
@@ -509,12 +521,19 @@ static enum kiln_err local_run(struct exec *ex, const struct exec_job *job, stru
          * DataFrame, an imported pandas): the heavy zygote then, whatever the code imports —
          * zyg_run() picks by its scan of the source, so the scan is shown a heavy import ahead
          * of the code (which it still scans for everything else, e.g. self-signalling). */
-        static const char heavy_hint[] = "import pandas\n";
-        if (job->state_in != NULL && job->code != NULL) {
-            scan_len = sizeof heavy_hint - 1 + job->code_len;
-            scan = xmalloc(scan_len);
-            memcpy(scan, heavy_hint, sizeof heavy_hint - 1);
-            memcpy(scan + sizeof heavy_hint - 1, job->code, job->code_len);
+        if ((job->state_in != NULL || job->state_in_is_fd) && job->code != NULL) {
+            /* the state's own modules when known ("import numpy,pandas" scans as two
+             * imports), else a heavy one */
+            char *hint = job->state_modules == NULL ? xstrdup("import pandas\n")
+                         : job->state_modules[0] != '\0'
+                             ? xasprintf("import %s\n", job->state_modules)
+                             : xstrdup("");
+            size_t hl = strlen(hint);
+            scan_len = hl + job->code_len;
+            scan = xmalloc(scan_len + 1);
+            memcpy(scan, hint, hl);
+            memcpy(scan + hl, job->code, job->code_len);
+            free(hint);
         }
         rc = zyg_run(le->zyg, &lj->job, scan != NULL ? scan : job->code,
                      scan != NULL ? scan_len : job->code_len, &res->run, eb);

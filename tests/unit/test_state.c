@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,22 @@ static unsigned char *pickle_like(size_t n, unsigned char fill)
     unsigned char *p = xmalloc(n);
 
     memset(p, fill, n);
+    p[0] = 0x80;
+    p[1] = 5;
+    p[n - 1] = '.';
+    return p;
+}
+
+/* A pickle-shaped payload of n bytes that lz4 cannot shrink. */
+static unsigned char *pickle_random(size_t n, unsigned seed)
+{
+    unsigned char *p = xmalloc(n);
+    unsigned x = seed * 2654435761u + 1;
+
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = (unsigned char)(x >> 16);
+    }
     p[0] = 0x80;
     p[1] = 5;
     p[n - 1] = '.';
@@ -311,6 +329,315 @@ static void test_delete(void **state)
     assert_false(info.exists);
 }
 
+/* --- large states (blob store), unchanged states ------------------------------------------- */
+
+/* A memfd holding len bytes of buf (what the workspace walk hands over). */
+static int memfd_of(const void *buf, size_t len)
+{
+    int fd = memfd_create("state", MFD_CLOEXEC);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    return fd;
+}
+
+/* The size of DATA_DIR/blobs/<key>, or -1 when there is no such file. */
+static long long blob_file_size(struct fixture *fx, const char *key)
+{
+    char *path = xasprintf("%s/blobs/%s", fx->dir, key);
+    struct stat st;
+    long long r = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+
+    free(path);
+    return r;
+}
+
+/* When ns/sid was last written, or -1 when it is not there. */
+static long long kv_updated(struct fixture *fx, const char *ns, const char *sid)
+{
+    void *val = NULL;
+    size_t vlen = 0;
+    long long upd = -1;
+
+    if (fx->svc.store->ops->kv_get(fx->svc.store, ns, sid, fx->now, &val, &vlen, &upd, NULL) !=
+        KILN_OK)
+        upd = -1;
+    free(val);
+    return upd;
+}
+
+static void read_all_fd(int fd, void *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t n = pread(fd, (char *)buf + off, len - off, (off_t)off);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    assert_int_equal(pread(fd, buf, 1, (off_t)len), 0);
+}
+
+static void test_large_state_in_blob_store(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "DDDDDDDDDDDDDDDDDDDDD";
+    unsigned char *p = pickle_random(600000, 1), *small = pickle_like(100, 's');
+    size_t len, slen, got_len;
+    unsigned char *z = lz4_blob(p, 600000, &len), *zs = lz4_blob(small, 100, &slen);
+    unsigned char *back = xmalloc(len);
+    unsigned char *raw = pickle_random(1500000, 2);
+    void *got = NULL;
+    char *note = NULL;
+    struct state_info saved, info;
+    int fd = memfd_of(z, len), f = -1;
+
+    assert_true(len > 256 * 1024); /* beyond what a store row holds */
+    assert_int_equal(state_save_fd(svc, sid, fd, "numpy,pandas", &saved, NULL), KILN_OK);
+    close(fd);
+    assert_int_equal(saved.size, (long long)len);
+    /* the bytes are a file of the blob store; the store has only the metadata */
+    assert_int_equal(blob_file_size(fx, "statehot/DDDDDDDDDDDDDDDDDDDDD"), (long long)len);
+    assert_int_equal(kv_updated(fx, "state", sid), -1);
+    assert_true(state_blob_key("statehot/DDDDDDDDDDDDDDDDDDDDD"));
+    /* an execution gets a checked fd on them, no copy */
+    assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL), KILN_OK);
+    assert_null(got);
+    assert_true(f >= 0);
+    assert_int_equal(got_len, len);
+    read_all_fd(f, back, len);
+    assert_memory_equal(back, z, len);
+    close(f);
+    assert_string_equal(info.sha256, saved.sha256);
+    assert_string_equal(info.source, "hot");
+    /* the modules the runner reported come back for the zygote's choice */
+    assert_true(info.modules_known);
+    assert_string_equal(info.modules, "numpy,pandas");
+    /* GET /state gets a copy */
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_OK);
+    assert_int_equal(got_len, len);
+    assert_memory_equal(got, z, len);
+    free(got);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_true(info.exists);
+    assert_int_equal(info.size, (long long)len);
+    assert_string_equal(info.sha256, saved.sha256);
+
+    /* a small state replaces it in a row (the file goes), a large one again in a file */
+    assert_int_equal(state_save(svc, sid, zs, slen, NULL, NULL), KILN_OK);
+    assert_int_equal(blob_file_size(fx, "statehot/DDDDDDDDDDDDDDDDDDDDD"), -1);
+    assert_true(kv_updated(fx, "state", sid) > 0);
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "state", sid), -1);
+    assert_int_equal(blob_file_size(fx, "statehot/DDDDDDDDDDDDDDDDDDDDD"), (long long)len);
+
+    /* streamed blobs are validated like posted ones: truncated, over the cap */
+    fd = memfd_of(z, len - 10);
+    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL, NULL), KILN_ERR_INVALID);
+    close(fd);
+    raw[0] = STATE_VERSION_RAW; /* 1.5 MB raw pickle with STATE_MAX_SIZE_MB=1 */
+    raw[1] = 0x80;
+    raw[2] = 5;
+    raw[1500000 - 1] = '.';
+    fd = memfd_of(raw, 1500000);
+    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL, NULL), KILN_ERR_TOO_LARGE);
+    close(fd);
+    /* module lists: names of [A-Za-z0-9_] joined by single commas, else not recorded */
+    assert_true(state_modules_ok(""));
+    assert_true(state_modules_ok("numpy,_x,a1"));
+    assert_false(state_modules_ok(NULL));
+    assert_false(state_modules_ok("a,,b"));
+    assert_false(state_modules_ok(",a"));
+    assert_false(state_modules_ok("a b"));
+    assert_false(state_modules_ok("a;import os"));
+    /* and refused ones leave the stored state as it was */
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_string_equal(info.sha256, saved.sha256);
+    free(p);
+    free(small);
+    free(z);
+    free(zs);
+    free(back);
+    free(raw);
+}
+
+static void test_unchanged_state_is_not_rewritten(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *big = "EEEEEEEEEEEEEEEEEEEEE", *small = "FFFFFFFFFFFFFFFFFFFFF";
+    unsigned char *p = pickle_random(600000, 3), *q = pickle_like(100, 'u');
+    size_t len, qlen, got_len;
+    unsigned char *z = lz4_blob(p, 600000, &len), *zq = lz4_blob(q, 100, &qlen);
+    long long t0 = fx->now;
+    void *got = NULL;
+    int f = -1;
+    struct state_info loaded, info, lb;
+
+    assert_int_equal(state_save(svc, big, z, len, NULL, NULL), KILN_OK);
+    assert_int_equal(state_save(svc, small, zq, qlen, NULL, NULL), KILN_OK);
+    assert_int_equal(state_open(svc, big, &got, &got_len, &f, &loaded, NULL, NULL), KILN_OK);
+    close(f);
+    /* soon after the save: nothing is written */
+    fx->now += 1000;
+    assert_int_equal(state_keep(svc, big, &loaded, NULL, &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", big), t0);
+    assert_int_equal(info.updated_ms, t0);
+    assert_string_equal(info.sha256, loaded.sha256);
+    /* a quarter of min(TTL 100 s, archive after 10 s) later: the clock is refreshed, the bytes
+     * are not rewritten */
+    fx->now += 2000;
+    assert_int_equal(state_keep(svc, big, &loaded, NULL, &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", big), fx->now);
+    assert_int_equal(info.updated_ms, fx->now);
+    assert_int_equal(info.expires_ms, fx->now + 100000);
+    /* an inline state: both rows */
+    assert_int_equal(state_open(svc, small, &got, &got_len, &f, &loaded, NULL, NULL), KILN_OK);
+    assert_int_equal(f, -1);
+    assert_non_null(got);
+    free(got);
+    assert_int_equal(state_keep(svc, small, &loaded, NULL, &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "state", small), fx->now);
+    assert_int_equal(kv_updated(fx, "statemeta", small), fx->now);
+    /* a state whose modules were not known (posted): recorded once the runner reports them,
+     * not again */
+    assert_int_equal(state_open(svc, big, &got, &got_len, &f, &lb, NULL, NULL), KILN_OK);
+    close(f);
+    assert_false(lb.modules_known);
+    fx->now += 10;
+    assert_int_equal(state_keep(svc, big, &lb, "collections", &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", big), fx->now);
+    assert_int_equal(state_open(svc, big, &got, &got_len, &f, &lb, NULL, NULL), KILN_OK);
+    close(f);
+    assert_true(lb.modules_known);
+    assert_string_equal(lb.modules, "collections");
+    assert_string_equal(lb.sha256, info.sha256);
+    fx->now += 10;
+    assert_int_equal(state_keep(svc, big, &lb, "collections", &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", big), fx->now - 10);
+    /* a state saved meanwhile is not touched with the old one's description */
+    fx->now += 3000;
+    assert_int_equal(state_save(svc, small, z, len, NULL, NULL), KILN_OK);
+    fx->now += 3000;
+    assert_int_equal(state_keep(svc, small, &loaded, NULL, &info, NULL), KILN_OK);
+    assert_int_equal(kv_updated(fx, "statemeta", small), fx->now - 3000);
+    assert_int_equal(info.size, (long long)len);
+    free(p);
+    free(q);
+    free(z);
+    free(zq);
+}
+
+static void test_large_state_archive_and_corruption(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "GGGGGGGGGGGGGGGGGGGGG";
+    unsigned char *p = pickle_random(600000, 4);
+    size_t len, got_len;
+    unsigned char *z = lz4_blob(p, 600000, &len);
+    long long archived = 0;
+    void *got = NULL;
+    char *note = NULL, *path;
+    int f = -1;
+    FILE *fp;
+    struct state_info loaded, info;
+
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_OK);
+    fx->now += 11000;
+    assert_int_equal(state_archive_pass(svc, &archived, NULL, NULL), KILN_OK);
+    assert_int_equal(archived, 1);
+    assert_int_equal(blob_file_size(fx, "statehot/GGGGGGGGGGGGGGGGGGGGG"), -1);
+    assert_int_equal(blob_file_size(fx, "state/GGGGGGGGGGGGGGGGGGGGG"), (long long)len);
+    assert_int_equal(kv_updated(fx, "statemeta", sid), -1);
+    /* restored from the archive (a copy), and hot again when an execution kept it */
+    assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &loaded, &note, NULL), KILN_OK);
+    assert_int_equal(f, -1);
+    assert_memory_equal(got, z, len);
+    free(got);
+    assert_string_equal(loaded.source, "archive");
+    assert_int_equal(state_keep(svc, sid, &loaded, NULL, &info, NULL), KILN_OK);
+    assert_string_equal(info.source, "hot");
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_string_equal(info.source, "hot");
+    assert_string_equal(info.sha256, loaded.sha256);
+    assert_int_equal(blob_file_size(fx, "statehot/GGGGGGGGGGGGGGGGGGGGG"), (long long)len);
+    assert_int_equal(blob_file_size(fx, "state/GGGGGGGGGGGGGGGGGGGGG"), -1);
+
+    /* one flipped byte in the file: dropped with a note, never handed over */
+    path = xasprintf("%s/blobs/statehot/%s", fx->dir, sid);
+    fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, (long)(len / 2), SEEK_SET);
+    fputc(~z[len / 2] & 0xff, fp);
+    fclose(fp);
+    assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL),
+                     KILN_ERR_NOT_FOUND);
+    assert_int_equal(f, -1);
+    assert_non_null(note);
+    assert_non_null(strstr(note, "corrupted"));
+    free(note);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_false(info.exists);
+    assert_int_equal(blob_file_size(fx, "statehot/GGGGGGGGGGGGGGGGGGGGG"), -1);
+    /* a missing file is the same */
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_OK);
+    assert_int_equal(unlink(path), 0);
+    note = NULL;
+    assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL),
+                     KILN_ERR_NOT_FOUND);
+    assert_non_null(note);
+    free(note);
+    assert_int_equal(state_info_get(svc, sid, &info, NULL), KILN_OK);
+    assert_false(info.exists);
+    free(path);
+    free(p);
+    free(z);
+}
+
+/* With the process's context: a file checked (or written) before is not hashed again while it is
+ * unchanged, but a write to it is still caught. */
+static void test_checked_file_cache(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "HHHHHHHHHHHHHHHHHHHHH";
+    unsigned char *p = pickle_random(600000, 5);
+    size_t len, got_len;
+    unsigned char *z = lz4_blob(p, 600000, &len), *back = xmalloc(len);
+    void *got = NULL;
+    char *note = NULL, *path = xasprintf("%s/blobs/statehot/%s", fx->dir, sid);
+    int f = -1;
+    FILE *fp;
+    struct state_info info;
+
+    assert_int_equal(state_ctx_new(svc, &svc->state, NULL), KILN_OK);
+    assert_int_equal(state_save(svc, sid, z, len, NULL, NULL), KILN_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL), KILN_OK);
+        read_all_fd(f, back, len);
+        assert_memory_equal(back, z, len);
+        close(f);
+    }
+    usleep(20000); /* past a coarse timestamp tick */
+    fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 1000, SEEK_SET);
+    fputc(~z[1000] & 0xff, fp);
+    fclose(fp);
+    assert_int_equal(state_open(svc, sid, &got, &got_len, &f, &info, &note, NULL),
+                     KILN_ERR_NOT_FOUND);
+    assert_non_null(note);
+    free(note);
+    state_ctx_free(svc->state);
+    svc->state = NULL;
+    free(path);
+    free(p);
+    free(z);
+    free(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +646,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_load_archive_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupted_hot_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_state_in_blob_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unchanged_state_is_not_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_state_archive_and_corruption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checked_file_cache, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
