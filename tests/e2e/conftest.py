@@ -118,6 +118,8 @@ def kiln_server(kiln_bin):
         assert "Sanitizer" not in s.final_log and "runtime error:" not in s.final_log, \
             s.final_log[-4000:]
         assert rc == 0, f"kiln serve exited {rc}: {s.final_log[-2000:]}"
+        # the zygote children's rehearsal (zygote.py _prepare) must keep up with the runner
+        assert "rehearsal failed" not in s.final_log, s.final_log[-4000:]
 
 
 @pytest.fixture

@@ -111,8 +111,9 @@ def _rehearse():
             os.stat("/proc/self")
             import cloudpickle
             import lz4.frame
-            runner._decode(bytes((runner.VERSION_LZ4,)) + lz4.frame.compress(
-                cloudpickle.dumps({"x": 1}, protocol=5), compression_level=0))
+            import io
+            runner._load(io.BytesIO(bytes((runner.VERSION_LZ4,)) + lz4.frame.compress(
+                cloudpickle.dumps({"x": 1}, protocol=5), compression_level=0)))
         for s in (sys.__stdout__, sys.__stderr__):
             s.flush()
     finally:
