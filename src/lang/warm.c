@@ -21,10 +21,15 @@
  * (the lowest free fd after closing 0 is 0). */
 #define WARM_NODE_BOOT                                                                             \
     "'use strict';{const fs=require('fs');try{fs.unlinkSync(__filename)}catch(e){}"                \
-    "delete require.cache[__filename];const s=fs.readFileSync(0).toString('utf8');"                \
+    "delete require.cache[__filename];process.stdout;process.stderr;"                              \
+    "const s=fs.readFileSync(0).toString('utf8');"                                                 \
     "fs.closeSync(0);fs.openSync('/dev/null','r');"                                                \
     "process.chdir('/mnt/data');process.argv.push(...(s.length?s.slice(0,-1).split('\\0'):[]));"   \
-    "process.execArgv.length=0;}\n"
+    "process.execArgv.length=0;const re=process.reallyExit;let fatal=false;"                       \
+    "process.on('uncaughtExceptionMonitor',()=>{fatal=true});"                                     \
+    "const x=()=>{const l=process.listeners('exit');"                                              \
+    "if(!fatal&&l[l.length-1]===x)re(process.exitCode||0)};process.on('exit',x);"                  \
+    "process.on('beforeExit',()=>{process.removeListener('exit',x);process.on('exit',x)});}\n"
 
 /* php -r: $argv, $argc and the $_SERVER script names as `php code.php ARGS` sets them, then the
  * file included in the global scope (its own variables are unset first). */

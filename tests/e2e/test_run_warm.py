@@ -69,3 +69,51 @@ def test_env_flag_runs_warm():
     assert rc == 3
     assert out.get("warm") is True
     assert out["stdout"].startswith("code.sh 3 x1 two words  /mnt/data\n")
+
+
+# The warm node's boot script ends the process itself once the program is done (process.reallyExit
+# after the last 'exit' listener, skipping node's teardown): each case pins the exit semantics of
+# `node code.js` — (program, stdout, stderr substring, exit code) — and warm must equal cold.
+JS_EXITS = {
+    "throw": ("console.log('before');\nthrow new Error('boom');\n", "before\n", "Error: boom", 1),
+    "exitcode": ("process.exitCode = 3;\nconsole.log('x');\n", "x\n", "", 3),
+    "timer": ("setTimeout(() => console.log('late'), 50);\nconsole.log('early');\n",
+              "early\nlate\n", "", 0),
+    "promise": ("Promise.resolve().then(() => { console.log('then'); process.exitCode = 5; });\n",
+                "then\n", "", 5),
+    "rejection": ("Promise.reject(new Error('rej'));\n", "", "Error: rej", 1),
+    "exit-listener": ("process.on('exit', (c) => { console.log('exit', c); process.exitCode = 4; });\n",
+                      "exit 0\n", "", 4),
+    "before-exit": ("let n = 0;\nprocess.on('beforeExit', () => { if (n++ < 2) setTimeout(() =>"
+                    " console.log('tick', n), 10); });\nprocess.on('exit', () => console.log('bye'));\n",
+                    "tick 1\ntick 2\nbye\n", "", 0),
+    "caught": ("process.on('uncaughtException', (e) => console.log('caught', e.message));\n"
+               "setTimeout(() => console.log('after'), 20);\nthrow new Error('q');\n",
+               "caught q\nafter\n", "", 0),
+    "streams": ("console.log('a');\nconsole.error('b');\nconsole.log('c');\n"
+                "process.stdout.write('x'.repeat(60000) + '\\n');\nconsole.error('d');\n",
+                "a\nc\n" + "x" * 60000 + "\n", "b\nd\n", 0),
+}
+
+
+def run_js(code, warm):
+    env = dict(os.environ)
+    env.pop("KILN_RUN_WARM", None)
+    argv = ["run", "-l", "js", "--json"] + (["--warm"] if warm else [])
+    p = run_kiln(*argv, "--", code, env=env, timeout=120)
+    return json.loads(p.stdout)
+
+
+@pytest.mark.parametrize("case", sorted(JS_EXITS))
+def test_warm_js_exit_semantics(case):
+    code, stdout, stderr_has, exit_code = JS_EXITS[case]
+    warm = run_js(code, True)
+    cold = run_js(code, False)
+    assert warm.get("warm") is True, warm
+    for out in (warm, cold):
+        assert out["stdout"] == stdout, out
+        assert stderr_has in out["stderr"], out
+        assert out["exit_code"] == exit_code, out
+    assert strip(warm) == strip(cold)
+    if case == "streams":
+        assert warm["stderr"] == "b\nd\n"
