@@ -3,6 +3,7 @@
  * MAX_QUEUED_EXECUTIONS are held), then defer the answer and run on a thread of its own that
  * waits in the gate, runs through core/exec_service and completes the deferred handle. The
  * request's cancel fd goes to the executor: a client that disconnects kills its sandbox. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -112,8 +113,13 @@ static enum kiln_err api_exec_parse(struct api_exec_job *j, json_t *body, json_t
         j->er.session_id = NULL;
     if (j->er.entity_id != NULL && j->er.entity_id[0] == '\0')
         j->er.entity_id = NULL;
-    if (json_is_number(timeout))
-        j->er.timeout_ms = (long long)json_number_value(timeout);
+    if (json_is_number(timeout)) {
+        /* Clamped as a double first: casting one beyond long long's range is undefined (a
+         * "timeout": 1e300 read as LLONG_MIN ran with the default instead of the maximum). The
+         * core clamps to MAX_EXECUTION_TIME; <= 0 means the default. */
+        double t = json_number_value(timeout);
+        j->er.timeout_ms = t >= 9e18 ? LLONG_MAX : t > 0 ? (long long)t : 0;
+    }
     api_exec_args(j, json_object_get(body, "args"));
     j->er.args = (const char *const *)j->args;
     j->er.nargs = j->nargs;

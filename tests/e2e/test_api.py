@@ -54,6 +54,23 @@ def test_timeout_in_ms_gives_status_timeout(api):
     assert r["stderr"]
 
 
+def test_huge_or_negative_timeouts_are_clamped_not_misread(kiln_server):
+    # DEFAULT_EXECUTION_TIME 1 s, MAX 6 s: a program sleeping 2 s tells "clamped to the maximum"
+    # (ok) from "taken as the default" (timeout). 1e300 does not fit a long long: it must still
+    # mean "as long as allowed", not wrap round to a negative number and the default.
+    api = Api(kiln_server(DEFAULT_EXECUTION_TIME=1, MAX_EXECUTION_TIME=6))
+    sleeper = "import time\ntime.sleep(2)\nprint('done')"
+    for t in (1e300, 9.3e18, 2 ** 63 - 1, 60000):
+        r = api.exec(sleeper, timeout=t)
+        assert r["status"] == "ok" and r["stdout"] == "done\n", (t, r)
+    # an integer beyond 64 bits is refused by the JSON parser: 422 malformed_request
+    r = api.exec(sleeper, timeout=2 ** 63, expect=422)
+    assert "too big integer" in r["error"]
+    for t in (-1e300, -5, 0, 0.5, None):
+        r = api.exec(sleeper, timeout=t)
+        assert r["status"] == "timeout", (t, r)
+
+
 def test_lang_is_case_insensitive_and_bash_works(api):
     assert api.exec("echo hi", lang="BASH")["stdout"] == "hi\n"
     assert api.exec("print(1)", lang="Py")["stdout"] == "1\n"
