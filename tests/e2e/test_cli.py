@@ -111,6 +111,8 @@ def test_installed_tree_is_self_contained(kiln_bin, public_tmp):
                        text=True, timeout=60, env=env)
     assert r.returncode == 0 and r.stdout == "42\n", r.stderr
     assert "fell back" not in r.stderr, r.stderr
+    # everything the zygote preloads from its directory was installed (the state runner too)
+    assert "cannot preload" not in r.stderr, r.stderr
     # the installed zygote.py is the one used: broken, the zygote cannot start, and kiln gives up
     # waiting for it after three tries and runs the code in a cold sandbox instead
     (prefix / "lib" / "kiln" / "pyext" / "zygote.py").write_text("raise SystemExit(3)\n")
