@@ -131,6 +131,7 @@ struct zygote {
     struct zchild **ready;
     unsigned nready;
     unsigned inflight; /* children being forked ahead (counted against warm) */
+    unsigned running;  /* children taken from ready and still executing */
     pthread_t helpers[ZYG_REFILLERS];
     unsigned nhelpers;
     struct zchild *graveyard; /* finished children whose cgroups the manager removes */
@@ -636,8 +637,10 @@ static struct zchild *take_ready(struct zygote *z)
     struct zchild *c = NULL;
 
     pthread_mutex_lock(&z->mu);
-    if (z->alive && z->nready > 0 && !zygote_dead(z))
+    if (z->alive && z->nready > 0 && !zygote_dead(z)) {
         c = z->ready[--z->nready];
+        z->running++;
+    }
     pthread_cond_broadcast(&z->cv); /* the manager refills */
     pthread_mutex_unlock(&z->mu);
     return c;
@@ -659,6 +662,18 @@ static void drop_ready(struct zygote *z)
     for (unsigned i = 0; i < n; i++)
         child_discard(list[i]);
     free(list);
+}
+
+/* Under z->mu: whether to fork a child ahead now. Short of warm ones, but while a child taken
+ * from this pool is still executing only when none is ready or coming: a refill (the zygote's
+ * fork, the child's isolation and rehearsal: ~20 ms of CPU) would compete with that execution
+ * for the CPUs and the zygote (which reports its exit status), and the ready ones serve the
+ * next request meanwhile. */
+static bool refill_wanted(const struct zygote *z)
+{
+    unsigned n = z->nready + z->inflight;
+
+    return n < z->set->warm && (z->running == 0 || n == 0);
 }
 
 /* Fork one child ahead of demand (the caller counted it in z->inflight) and park it ready. */
@@ -694,7 +709,7 @@ static void *refiller(void *arg)
 
     pthread_mutex_lock(&z->mu);
     while (!atomic_load(&zs->stopping)) {
-        if (!z->alive || z->nready + z->inflight >= zs->warm) {
+        if (!z->alive || !refill_wanted(z)) {
             pthread_cond_wait(&z->cv, &z->mu);
             continue;
         }
@@ -716,7 +731,7 @@ static void *manager(void *arg)
 
     while (!atomic_load(&zs->stopping)) {
         struct errbuf eb = {{0}};
-        unsigned n;
+        bool want;
 
         empty_graveyard(z);
         if (!z->alive) {
@@ -748,10 +763,10 @@ static void *manager(void *arg)
             continue;
         }
         pthread_mutex_lock(&z->mu);
-        n = z->nready + z->inflight;
-        if (n >= zs->warm && z->graveyard == NULL) {
+        want = refill_wanted(z);
+        if (!want && z->graveyard == NULL) {
             struct timespec ts;
-            z->ready_once = true;
+            z->ready_once = z->ready_once || z->nready + z->inflight >= zs->warm;
             pthread_cond_broadcast(&z->cv);
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 200 * 1000000L;
@@ -764,7 +779,7 @@ static void *manager(void *arg)
             pthread_mutex_unlock(&z->mu);
             continue;
         }
-        if (n >= zs->warm) { /* full: bury the dead first (top of the loop) */
+        if (!want) { /* nothing to fork now: bury the dead first (top of the loop) */
             pthread_mutex_unlock(&z->mu);
             continue;
         }
@@ -1215,11 +1230,13 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
         struct zygote *z = &zs->z[order[i]];
         struct zchild *c;
         enum kiln_err err;
+        bool hit;
 
         if (!zs->have[order[i]])
             continue;
         c = take_ready(z);
-        if (c != NULL) {
+        hit = c != NULL;
+        if (hit) {
             atomic_fetch_add(&zs->hits, 1);
         } else {
             bool alive;
@@ -1231,6 +1248,12 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
             atomic_fetch_add(&zs->misses, 1);
         }
         err = child_run(z, c, job, res, &why);
+        if (hit) {
+            pthread_mutex_lock(&z->mu);
+            z->running--;
+            pthread_cond_broadcast(&z->cv);
+            pthread_mutex_unlock(&z->mu);
+        }
         if (err == KILN_OK)
             return KILN_OK;
         sbx_result_clear(res);

@@ -151,6 +151,12 @@ static void test_zygote_parity_with_cold(void **state)
         "import sys\nsys.stdout.write(sys.stdin.read().upper())\n",
         "import json, collections\nprint(json.dumps(collections.Counter('abca')))\n",
         "import atexit\natexit.register(lambda: print('at exit'))\nprint('main')\n",
+        /* the rehearsal runs this path too, with threading's shutdown and atexit stubbed out:
+         * neither may be used up before the program's own turn */
+        ("import threading, time\n"
+         "print(threading.main_thread().is_alive(), threading.active_count())\n"
+         "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\n"
+         "print('main done')\n"),
         "def g(:\n",
     };
     static const char *const args[] = {"a b", "--flag", NULL};

@@ -80,43 +80,61 @@ def _warm():
         sys.stderr.write("kiln zygote: warm-up failed: %r\n" % (e,))
 
 
+def _memfd(name, data=b""):
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    if data:
+        os.write(fd, data)
+    return fd
+
+
 def _rehearse():
-    import io
-    import os
-    import types
+    """One execution through the very path a job takes (_execute, and with STATE the preloaded
+    runner's restore, run, capture and notes), on files of memory (/proc/self/fd/N: the child's
+    fresh /proc) and with fds 1 and 2 on /dev/null, so that the program meets the pages this
+    path writes already copied — sys.stdout's buffers included. What an execution ends with and
+    a rehearsal must not use up (the preloaded modules' atexit handlers, the main thread's
+    shutdown) is stubbed out meanwhile."""
+    import atexit
+    import threading
     saved = (sys.stdout, sys.stderr, sys.argv, sys.path[0], sys.modules.get("__main__"))
     env = dict(os.environ)
-    out = io.StringIO()
+    stubs = ((atexit, "_run_exitfuncs"), (threading, "_shutdown"))
+    originals = [getattr(m, n) for m, n in stubs]
+    fds = []
+    keep = []
     try:
-        os.environ.clear()
-        os.environ.update(env)
-        _reseed()
+        for m, n in stubs:
+            setattr(m, n, lambda: None)
+        null = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        fds.append(null)
+        for std in (1, 2):
+            keep.append((std, os.dup(std)))
+            os.dup2(null, std)
         with open("/proc/self/stat", "rb") as f:
             f.read()
-        sys.stdout = sys.stderr = out
-        sys.argv = ["/mnt/data/code.py"]
-        sys.path[0] = "/mnt/data"
-        main = types.ModuleType("__main__")
-        main.__file__ = "/mnt/data/code.py"
-        main.__builtins__ = __builtins__
-        main.__cached__ = None
-        sys.modules["__main__"] = main
-        exec(compile(REHEARSAL, "/mnt/data/code.py", "exec", dont_inherit=True), main.__dict__)
+        prog = _memfd("code.py", REHEARSAL)
+        fds.append(prog)
+        argv = ["/proc/self/fd/%d" % prog]
         runner = sys.modules.get("kiln_runner")
         if STATE and runner is not None:
-            # a state execution's capture and notes (to /dev/null), and a restore from memory
-            g = {k: v for k, v in main.__dict__.items() if not k.startswith("__")}
-            runner.capture(g, "/dev/null", 1 << 20)
-            runner._write_notes("/dev/null", True, 1, [])
-            os.stat("/proc/self")
-            import cloudpickle
-            import lz4.frame
-            import io
-            runner._load(io.BytesIO(bytes((runner.VERSION_LZ4,)) + lz4.frame.compress(
-                cloudpickle.dumps({"x": 1}, protocol=5), compression_level=0)))
-        for s in (sys.__stdout__, sys.__stderr__):
-            s.flush()
+            out = _memfd("state.out")
+            notes = _memfd("state.json")
+            fds += [out, notes]
+            argv = [RUNNER, "--state-out", "/proc/self/fd/%d" % out, "--notes",
+                    "/proc/self/fd/%d" % notes, "--max-bytes", str(1 << 20), "--"] + argv
+        _execute({"argv": argv, "env": env})
+        if STATE and runner is not None:
+            # the next execution of a session restores the state this one saved
+            runner.restore("/proc/self/fd/%d" % out)
+            runner._forget_previous()
     finally:
+        for m, n in stubs:
+            setattr(m, n, originals.pop(0))
+        for std, fd in keep:
+            os.dup2(fd, std)
+            os.close(fd)
+        for fd in fds:
+            os.close(fd)
         sys.stdout, sys.stderr, sys.argv, sys.path[0] = saved[:4]
         if saved[4] is not None:
             sys.modules["__main__"] = saved[4]
@@ -153,7 +171,12 @@ def _reseed():
 
 
 def _run(job):
-    import os
+    os._exit(_execute(job))
+
+
+def _execute(job):
+    """Run job's program as __main__ (as `python3 code.py` would) and return its exit status;
+    the caller exits with it."""
     argv = list(job["argv"])
     os.environ.clear()
     os.environ.update(job["env"])
@@ -166,7 +189,7 @@ def _run(job):
         # The state runner, preloaded: it restores, runs the program as __main__, captures,
         # runs threads and atexit, and flushes, exactly as from its file (tracebacks drop its
         # own frame); no compilation of the runner per execution.
-        os._exit(runner._cli(argv[1:]))
+        return runner._cli(argv[1:])
     code = 0
     try:
         with open(path, "rb") as f:
@@ -207,7 +230,7 @@ def _run(job):
             s.flush()
         except Exception:
             code = code or 120
-    os._exit(code)
+    return code
 
 
 def _exit_code(e):
