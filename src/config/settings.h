@@ -249,6 +249,8 @@
       "Pools", "", "Refill at once when a pool runs empty")                                        \
     X(PY_PRELOAD, py_preload, LIST, "numpy,pandas,matplotlib", 0, 0, CFG_F_NONE, "Pools", "",      \
       "Modules the Python zygote imports once, comma-separated")                                   \
+    X(PY_PREPARED_HEAVY, py_prepared_heavy, INT, "1", 0, 1000, CFG_F_NONE, "Pools", "",            \
+      "Warm heavy Python sandboxes that run a pandas + matplotlib warm-up ahead (~20 MB each)")    \
     X(STATE_PERSISTENCE_ENABLED, state_persistence_enabled, BOOL, "true", 0, 0, CFG_F_NONE,        \
       "State persistence", "", "Keep Python globals between executions of a session")              \
     X(STATE_TTL_SECONDS, state_ttl_seconds, INT, "7200", 1, 31536000, CFG_F_NONE,                  \

@@ -131,6 +131,7 @@ static void services_start_zygotes(struct kiln_services *svc)
     zo.preload = cfg->py_preload;
     zo.env = env;
     zo.warm = (unsigned)cfg->pod_pool_py;
+    zo.prepared_heavy = (unsigned)cfg->py_prepared_heavy;
     /* children forked ahead at once: the batch setting, but no more than there are CPUs */
     zo.refillers = (unsigned)cfg->pod_pool_parallel_batch;
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);

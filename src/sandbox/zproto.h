@@ -42,6 +42,9 @@ struct zp_hdr {
 
 /* ZP_FORK flag (in a): the child is for a request waiting now: no rehearsal before READY. */
 #define ZP_FORK_NOW 1
+/* ZP_FORK flag (in a): also exercise the preloaded libraries (zygote.py _warm: a DataFrame, a
+ * plot) before READY, so that a pandas or matplotlib job finds their pages already copied. */
+#define ZP_FORK_FULL 2
 
 /* ZP_INIT: then len bytes of struct sock_filter. */
 struct zp_init {

@@ -108,6 +108,7 @@ struct zchild {
     int pidfd, chan;
     struct sbx_cg_run cg;
     struct sbx_limits cg_lim; /* what its cgroups were created with */
+    bool full;                /* forked with ZP_FORK_FULL (the libraries exercised too) */
     struct zchild *next;      /* in the graveyard */
 };
 
@@ -132,6 +133,7 @@ struct zygote {
     unsigned nready;
     unsigned inflight; /* children being forked ahead (counted against warm) */
     unsigned running;  /* children taken from ready and still executing */
+    unsigned nfull;    /* full children ready or being forked (heavy zygote) */
     pthread_t helpers[ZYG_REFILLERS];
     unsigned nhelpers;
     struct zchild *graveyard; /* finished children whose cgroups the manager removes */
@@ -141,6 +143,7 @@ struct zygote {
 struct zyg_set {
     struct sbx_ctx *ctx;
     unsigned warm;
+    unsigned prepared;  /* of the heavy zygote's warm children, how many are full */
     unsigned refillers; /* children forked ahead at once per zygote (1..ZYG_REFILLERS) */
     char *ext_dir, *python;
     char **env, **env_heavy; /* env_heavy: env plus the prefault switch, or env itself */
@@ -552,18 +555,19 @@ static void empty_graveyard(struct zygote *z)
 /* Fork one child through z and bring it to "isolated, waiting". ahead: forked ahead of demand,
  * so it rehearses an execution before it reports ready (zygote.py _prepare); a child forked for
  * a waiting request skips that (the rehearsal only pays off ahead of the request). */
-static enum kiln_err child_fork(struct zygote *z, bool ahead, struct zchild **out,
+static enum kiln_err child_fork(struct zygote *z, bool ahead, bool full, struct zchild **out,
                                 struct errbuf *eb)
 {
     struct zyg_set *zs = z->set;
     struct sbx_limits lim, none = {0};
     struct zchild *c = xcalloc(1, sizeof *c);
-    struct zp_hdr h = {ZP_FORK, ahead ? 0 : ZP_FORK_NOW, 0};
+    struct zp_hdr h = {ZP_FORK, (ahead ? 0 : ZP_FORK_NOW) | (full ? ZP_FORK_FULL : 0), 0};
     int sv[2] = {-1, -1}, one = 1, rc, ctl;
     pid_t pid = 0;
     enum kiln_err err;
 
     *out = NULL;
+    c->full = full;
     c->pidfd = c->chan = -1;
     c->cg.v2_fd = -1;
     sbx_limits_resolve(zs->ctx, &none, &lim);
@@ -638,7 +642,16 @@ static struct zchild *take_ready(struct zygote *z)
 
     pthread_mutex_lock(&z->mu);
     if (z->alive && z->nready > 0 && !zygote_dead(z)) {
+        /* a full child first: whatever goes to the heavy zygote likely uses its libraries */
+        for (unsigned i = 0; i + 1 < z->nready; i++)
+            if (z->ready[i]->full) {
+                c = z->ready[i];
+                z->ready[i] = z->ready[z->nready - 1];
+                z->ready[z->nready - 1] = c;
+                break;
+            }
         c = z->ready[--z->nready];
+        z->nfull -= c->full ? 1 : 0;
         z->running++;
     }
     pthread_cond_broadcast(&z->cv); /* the manager refills */
@@ -656,6 +669,8 @@ static void drop_ready(struct zygote *z)
     pthread_mutex_lock(&z->mu);
     list = z->ready;
     n = z->nready;
+    for (unsigned i = 0; i < n; i++)
+        z->nfull -= list[i]->full ? 1 : 0;
     z->nready = 0;
     z->ready = xcalloc(z->set->warm + 1, sizeof *z->ready);
     pthread_mutex_unlock(&z->mu);
@@ -682,13 +697,21 @@ static void refill_one(struct zygote *z)
     struct zyg_set *zs = z->set;
     struct errbuf eb = {{0}};
     struct zchild *c = NULL;
-    enum kiln_err fe = child_fork(z, true, &c, &eb);
+    enum kiln_err fe;
+    bool full;
 
+    pthread_mutex_lock(&z->mu);
+    full = z->kind == ZK_HEAVY && z->nfull < zs->prepared;
+    z->nfull += full ? 1 : 0;
+    pthread_mutex_unlock(&z->mu);
+    fe = child_fork(z, true, full, &c, &eb);
     pthread_mutex_lock(&z->mu);
     z->inflight--;
     if (fe == KILN_OK && z->nready < zs->warm && z->alive && !atomic_load(&zs->stopping)) {
         z->ready[z->nready++] = c;
         c = NULL;
+    } else {
+        z->nfull -= full ? 1 : 0;
     }
     pthread_cond_broadcast(&z->cv);
     pthread_mutex_unlock(&z->mu);
@@ -1243,7 +1266,7 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
             pthread_mutex_lock(&z->mu);
             alive = z->alive;
             pthread_mutex_unlock(&z->mu);
-            if (!alive || child_fork(z, false, &c, &why) != KILN_OK)
+            if (!alive || child_fork(z, false, false, &c, &why) != KILN_OK)
                 continue;
             atomic_fetch_add(&zs->misses, 1);
         }
@@ -1444,6 +1467,7 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
     zs = xcalloc(1, sizeof *zs);
     zs->ctx = ctx;
     zs->warm = opts->warm;
+    zs->prepared = opts->prepared_heavy < opts->warm ? opts->prepared_heavy : opts->warm;
     zs->refillers = opts->refillers < 1               ? 1
                     : opts->refillers > ZYG_REFILLERS ? ZYG_REFILLERS
                                                       : opts->refillers;

@@ -25,18 +25,20 @@
 
 /* Start-up options (from config: PY_PRELOAD, POD_POOL_PY, the py row of lang/). */
 struct zyg_opts {
-    const char *preload;    /* comma-separated modules of the heavy zygote; NULL or "" = none */
-    const char *const *env; /* the zygotes' environment (the py language's), NULL-terminated */
-    unsigned warm;          /* children forked ahead per zygote; 0 = fork on demand only */
-    unsigned refillers;     /* children forked ahead at once per zygote (0 = 1; at most 4) */
-    bool light;             /* run the light zygote too (else every program goes to the heavy) */
-    const char *ext_dir;    /* holds kiln_sbx*.so and zygote.py; NULL = $KILN_PYEXT_DIR or the
-                             * build's; must be searchable by the slot uids (bound read-only) */
-    const char *python;     /* NULL = /usr/bin/python3 */
-    bool state;             /* executions run under the state runner: children rehearse its
-                             * capture too (STATE_PERSISTENCE_ENABLED) */
-    bool prefault_heavy;    /* heavy children copy the zygote's heap ahead of demand: faster
-                             * pandas jobs, ~70 MB unshared per warm child (bench/README.md) */
+    const char *preload;     /* comma-separated modules of the heavy zygote; NULL or "" = none */
+    const char *const *env;  /* the zygotes' environment (the py language's), NULL-terminated */
+    unsigned warm;           /* children forked ahead per zygote; 0 = fork on demand only */
+    unsigned refillers;      /* children forked ahead at once per zygote (0 = 1; at most 4) */
+    bool light;              /* run the light zygote too (else every program goes to the heavy) */
+    const char *ext_dir;     /* holds kiln_sbx*.so and zygote.py; NULL = $KILN_PYEXT_DIR or the
+                              * build's; must be searchable by the slot uids (bound read-only) */
+    const char *python;      /* NULL = /usr/bin/python3 */
+    bool state;              /* executions run under the state runner: children rehearse its
+                              * capture too (STATE_PERSISTENCE_ENABLED) */
+    bool prefault_heavy;     /* heavy children copy the zygote's heap ahead of demand: faster
+                              * pandas jobs, ~70 MB unshared per warm child (bench/README.md) */
+    unsigned prepared_heavy; /* of the heavy zygote's warm children, how many also exercise the
+                              * preloaded libraries before ready (PY_PREPARED_HEAVY) */
 };
 
 /* Counters for the metrics endpoint (since zyg_start). */

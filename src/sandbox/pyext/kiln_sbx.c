@@ -4,7 +4,8 @@
  * One function, serve(ctl_fd, prepare=None). In the zygote it never returns: it answers the
  * supervisor's ZP_FORK requests by forking a child into a fresh PID namespace, reaps children and
  * reports their wait status, and exits when the supervisor closes ctl. In a forked child it
- * calls prepare() once the child is isolated (zygote.py's rehearsal, before ZP_READY), and
+ * calls prepare(full) once the child is isolated (zygote.py's rehearsal, before ZP_READY; full:
+ * ZP_FORK_FULL, exercise the preloaded libraries too), and
  * returns, once its job has arrived and been entered (seccomp loaded), a dict
  * {"argv": [...], "env": {...}} for zygote.py to run. The zygote itself never runs user code. */
 #define PY_SSIZE_T_CLEAN
@@ -154,7 +155,7 @@ static void set_cmdline(const char *args, size_t len)
 
 /* In the child: wait for ZP_GO, isolate, report ready, wait for the job, enter it. Returns
  * the job's dict; on failure reports ZP_FAIL and exits. */
-static PyObject *child_main(struct zstate *z, int chan, bool rehearse)
+static PyObject *child_main(struct zstate *z, int chan, bool rehearse, bool full)
 {
     static char buf[ZP_MSG_MAX];
     struct zp_hdr h;
@@ -189,7 +190,7 @@ static PyObject *child_main(struct zstate *z, int chan, bool rehearse)
     if (z->prepare != NULL && rehearse) {
         /* zygote.py's rehearsal: our code, no user data yet, ahead of demand. Any fd it left
          * open is closed by sbx_zchild_enter() before the program runs. */
-        PyObject *r = PyObject_CallNoArgs(z->prepare);
+        PyObject *r = PyObject_CallOneArg(z->prepare, full ? Py_True : Py_False);
         if (r == NULL)
             PyErr_Clear();
         Py_XDECREF(r);
@@ -277,7 +278,7 @@ static void reap(struct zstate *z)
 
 /* ZP_FORK: a child in a PID namespace of its own (we unshare it for our next child only, and
  * return to our own right after). Returns the child's job in the child, NULL in the zygote. */
-static PyObject *do_fork(struct zstate *z, int chan, bool rehearse, bool *in_child)
+static PyObject *do_fork(struct zstate *z, int chan, bool rehearse, bool full, bool *in_child)
 {
     int slot = -1;
     pid_t pid;
@@ -298,7 +299,7 @@ static PyObject *do_fork(struct zstate *z, int chan, bool rehearse, bool *in_chi
     if (pid == 0) {
         PyOS_AfterFork_Child();
         *in_child = true;
-        return child_main(z, chan, rehearse);
+        return child_main(z, chan, rehearse, full);
     }
     PyOS_AfterFork_Parent();
     if (setns(z->pidns, CLONE_NEWPID) < 0) {
@@ -381,8 +382,8 @@ static PyObject *serve(PyObject *self, PyObject *args)
         } else if ((size_t)n == sizeof(struct zp_hdr) && ((struct zp_hdr *)buf)->kind == ZP_FORK &&
                    nfds == 1 && z.bpf != NULL) {
             bool in_child;
-            PyObject *job =
-                do_fork(&z, fds[0], (((struct zp_hdr *)buf)->a & ZP_FORK_NOW) == 0, &in_child);
+            PyObject *job = do_fork(&z, fds[0], (((struct zp_hdr *)buf)->a & ZP_FORK_NOW) == 0,
+                                    (((struct zp_hdr *)buf)->a & ZP_FORK_FULL) != 0, &in_child);
             if (in_child)
                 return job;
         } else {
