@@ -146,7 +146,7 @@ struct zyg_set {
     unsigned prepared;  /* of the heavy zygote's warm children, how many are full */
     unsigned refillers; /* children forked ahead at once per zygote (1..ZYG_REFILLERS) */
     char *ext_dir, *python;
-    char **env, **env_heavy; /* env_heavy: env plus the prefault switch, or env itself */
+    char **env, **env_heavy; /* env_heavy: env plus malloc tuning and the prefault switch */
     atomic_bool stopping;
     atomic_ullong forked, hits, misses, fallbacks, restarts;
     struct zygote z[ZK__COUNT];
@@ -1484,12 +1484,17 @@ enum kiln_err zyg_start(struct sbx_ctx *ctx, const struct zyg_opts *opts, struct
     if (opts->state) /* zygote.py's rehearsal covers the state runner's capture then */
         zs->env[nenv++] = xstrdup("KILN_ZYGOTE_STATE=1");
     zs->env[nenv] = NULL;
-    zs->env_heavy = zs->env;
-    if (opts->prefault_heavy) {
-        zs->env_heavy = xcalloc(nenv + 2, sizeof *zs->env_heavy);
-        memcpy(zs->env_heavy, zs->env, nenv * sizeof *zs->env);
-        zs->env_heavy[nenv] = "KILN_ZYGOTE_PREFAULT=1";
-    }
+    /* The heavy zygote's malloc keeps what it frees and serves blocks up to 4 MiB from its
+     * heap (glibc's defaults: trim above 128 KiB free at the top, mmap from 128 KiB): the pages
+     * a child's warm-up or rehearsal touched and freed are then reused by the program instead
+     * of new ones faulted in (a pandas job in a prepared child: ~760 -> ~110 faults). Read by
+     * glibc at the zygote's start; a program's own os.environ is the job's. */
+    zs->env_heavy = xcalloc(nenv + 3, sizeof *zs->env_heavy);
+    memcpy(zs->env_heavy, zs->env, nenv * sizeof *zs->env);
+    zs->env_heavy[nenv] = "GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:"
+                          "glibc.malloc.mmap_threshold=4194304";
+    if (opts->prefault_heavy)
+        zs->env_heavy[nenv + 1] = "KILN_ZYGOTE_PREFAULT=1";
     zs->have[ZK_LIGHT] = opts->light;
     zs->have[ZK_HEAVY] = opts->preload != NULL && opts->preload[0] != '\0';
     if (!zs->have[ZK_HEAVY])
