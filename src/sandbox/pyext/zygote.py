@@ -52,10 +52,12 @@ def _preload(names):
             sys.stderr.write("kiln zygote: cannot preload %s: %r\n" % (name, e))
 
 
-def _warm():
+def _warm(capture=False):
     """Exercise the preloaded libraries once (our code, not the user's): their lazy imports,
     caches and first-use setup (pandas' plotting backend, matplotlib's fonts and Agg canvas,
-    PNG encoding) then live in the zygote, and no child pays for them."""
+    PNG encoding) then live in the zygote, and no child pays for them. capture (a prepared
+    child, with STATE): the state runner's capture of what a pandas job leaves in its globals
+    (a DataFrame, a Series, a figure and its axes) too."""
     import io
     pd = sys.modules.get("pandas")
     plt = sys.modules.get("matplotlib.pyplot")
@@ -75,6 +77,9 @@ def _warm():
                 s.plot(ax=ax, kind="bar")
                 df.plot(ax=ax)
             fig.savefig(io.BytesIO(), format="png")
+            runner = sys.modules.get("kiln_runner")
+            if capture and runner is not None and pd is not None:
+                runner.capture({"df": df, "s": s, "fig": fig, "ax": ax}, "/dev/null", 1 << 26)
             plt.close("all")
     except Exception as e:
         sys.stderr.write("kiln zygote: warm-up failed: %r\n" % (e,))
@@ -153,7 +158,7 @@ def _prepare(full=False):
     try:
         _rehearse()
         if full:
-            _warm()
+            _warm(capture=STATE)
             # The fonts the warm-up opened hold fds that step 5 closes before user code: drop
             # them as matplotlib itself does after a fork (the program opens its own).
             fm = sys.modules.get("matplotlib.font_manager")
