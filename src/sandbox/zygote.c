@@ -98,7 +98,10 @@ static const char *find_ext_dir(char *buf, size_t cap)
 #define ZYG_EXIT_GRACE_MS  3000   /* the zygote's ZP_EXIT after the child died */
 #define ZYG_MEMORY_MB      2048   /* the zygote's own cgroup (its children have their own) */
 #define ZYG_PIDS           4096
-#define ZYG_REFILLERS      4 /* at most this many children forked ahead at once per zygote */
+/* A prepared (full) heavy child costs ~300 ms of CPU: one is forked only when the zygote served
+ * no execution for this long, so that back-to-back executions never compete with it. */
+#define ZYG_FULL_QUIET_MS 150
+#define ZYG_REFILLERS     4 /* at most this many children forked ahead at once per zygote */
 
 enum { ZK_LIGHT, ZK_HEAVY, ZK__COUNT };
 
@@ -131,9 +134,10 @@ struct zygote {
     struct sbx_slot slot;
     struct zchild **ready;
     unsigned nready;
-    unsigned inflight; /* children being forked ahead (counted against warm) */
-    unsigned running;  /* children taken from ready and still executing */
-    unsigned nfull;    /* full children ready or being forked (heavy zygote) */
+    unsigned inflight;     /* children being forked ahead (counted against warm) */
+    unsigned running;      /* children taken from ready and still executing */
+    unsigned nfull;        /* full children ready or being forked (heavy zygote) */
+    long long last_use_ms; /* when an execution last took a child of this zygote or ended */
     pthread_t helpers[ZYG_REFILLERS];
     unsigned nhelpers;
     struct zchild *graveyard; /* finished children whose cgroups the manager removes */
@@ -641,6 +645,7 @@ static struct zchild *take_ready(struct zygote *z)
     struct zchild *c = NULL;
 
     pthread_mutex_lock(&z->mu);
+    z->last_use_ms = now_ms();
     if (z->alive && z->nready > 0 && !zygote_dead(z)) {
         /* a full child first: whatever goes to the heavy zygote likely uses its libraries */
         for (unsigned i = 0; i + 1 < z->nready; i++)
@@ -691,6 +696,32 @@ static bool refill_wanted(const struct zygote *z)
     return n < z->set->warm && (z->running == 0 || n == 0);
 }
 
+/* Under z->mu: whether the next child forked ahead is to be a full one (PY_PREPARED_HEAVY). */
+static bool full_wanted(const struct zygote *z)
+{
+    return z->kind == ZK_HEAVY && z->nfull < z->set->prepared &&
+           now_ms() - z->last_use_ms >= ZYG_FULL_QUIET_MS;
+}
+
+/* Under z->mu: when the pool is full of plain children but a full one is wanted and the zygote
+ * is quiet, take a plain one out (returned, for the caller to discard outside the lock): the
+ * refill that follows forks a full one. NULL when there is nothing to swap. */
+static struct zchild *swap_for_full(struct zygote *z)
+{
+    struct zchild *c;
+
+    if (!full_wanted(z) || z->inflight > 0 || z->running > 0 || z->nready < z->set->warm)
+        return NULL;
+    for (unsigned i = 0; i < z->nready; i++) {
+        if (z->ready[i]->full)
+            continue;
+        c = z->ready[i];
+        z->ready[i] = z->ready[--z->nready];
+        return c;
+    }
+    return NULL;
+}
+
 /* Fork one child ahead of demand (the caller counted it in z->inflight) and park it ready. */
 static void refill_one(struct zygote *z)
 {
@@ -701,7 +732,7 @@ static void refill_one(struct zygote *z)
     bool full;
 
     pthread_mutex_lock(&z->mu);
-    full = z->kind == ZK_HEAVY && z->nfull < zs->prepared;
+    full = full_wanted(z);
     z->nfull += full ? 1 : 0;
     pthread_mutex_unlock(&z->mu);
     fe = child_fork(z, true, full, &c, &eb);
@@ -786,6 +817,14 @@ static void *manager(void *arg)
             continue;
         }
         pthread_mutex_lock(&z->mu);
+        {
+            struct zchild *plain = swap_for_full(z);
+            if (plain != NULL) {
+                pthread_mutex_unlock(&z->mu);
+                child_discard(plain);
+                continue;
+            }
+        }
         want = refill_wanted(z);
         if (!want && z->graveyard == NULL) {
             struct timespec ts;
@@ -1274,6 +1313,7 @@ enum kiln_err zyg_run(struct zyg_set *zs, const struct sbx_job *job, const char 
         if (hit) {
             pthread_mutex_lock(&z->mu);
             z->running--;
+            z->last_use_ms = now_ms();
             pthread_cond_broadcast(&z->cv);
             pthread_mutex_unlock(&z->mu);
         }
