@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/exec_service.h"
 #include "core/services.h"
 #include "http/http.h"
 
@@ -30,6 +31,30 @@ json_t *api_error_body(enum kiln_err err, const char *message, const char *reque
 
 /* One `details` array [{field, message, code}] (new reference). */
 json_t *api_details(const char *field, const char *message, const char *code);
+
+/* One POST /exec, from the parsed body to the deferred answer (src/api/exec.c). Owns everything
+ * but svc and d; er's strings point into body, refs[] and args[]. */
+struct api_exec_job {
+    struct kiln_services *svc; /* borrowed */
+    json_t *body;              /* a reference to the parsed body: er's strings point into it */
+    char *user;                /* copy of the user (the JWT sub lives in the request) */
+    struct exec_request er;
+    struct exec_file_ref *refs; /* er.files: nfiles + 1 entries */
+    char **args;                /* er.args: owned strings */
+    size_t nargs;
+    struct http_deferred *d;
+};
+
+/* Fill j->er (and j->refs, j->args) from the POST /exec body, which must outlive j's use of it
+ * (keep it in j->body). KILN_ERR_INVALID with *details (a new reference, for the 400 answer) for
+ * shapes the core does not check: body not an object, types of code, lang, entity_id,
+ * session_id, files. Whatever it allocated is freed by api_exec_job_free(), success or not. Pure:
+ * no services used, so the fuzzer (fuzz/exec_fuzz.c) drives it alone. */
+enum kiln_err api_exec_parse(struct api_exec_job *j, json_t *body, json_t **details,
+                             struct errbuf *eb);
+
+/* Free j and all it owns (args, refs, user, its reference to body). NULL is a no-op. */
+void api_exec_job_free(struct api_exec_job *j);
 
 /* Route groups of this issue. */
 extern const struct http_route api_exec_routes[];

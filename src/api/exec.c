@@ -14,20 +14,10 @@
 #include "core/exec_service.h"
 #include "util/xmalloc.h"
 
-/* Everything the job needs, copied or referenced before the request is deferred. */
-struct api_exec_job {
-    struct kiln_services *svc;
-    json_t *body; /* a reference to the parsed body: the strings below point into it */
-    char *user;   /* copy of the user (the JWT sub lives in the request) */
-    struct exec_request er;
-    struct exec_file_ref *refs;
-    char **args; /* owned strings */
-    size_t nargs;
-    struct http_deferred *d;
-};
-
-static void api_exec_job_free(struct api_exec_job *j)
+void api_exec_job_free(struct api_exec_job *j)
 {
+    if (j == NULL)
+        return;
     for (size_t i = 0; i < j->nargs; i++)
         free(j->args[i]);
     free(j->args);
@@ -64,10 +54,8 @@ static void api_exec_args(struct api_exec_job *j, json_t *args)
     j->nargs = n;
 }
 
-/* Fill the request from the body. KILN_ERR_INVALID with details for shapes the core does not
- * check (types of code, lang, files). */
-static enum kiln_err api_exec_parse(struct api_exec_job *j, json_t *body, json_t **details,
-                                    struct errbuf *eb)
+enum kiln_err api_exec_parse(struct api_exec_job *j, json_t *body, json_t **details,
+                             struct errbuf *eb)
 {
     json_t *code = json_object_get(body, "code");
     json_t *lang = json_object_get(body, "lang");

@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_code.h"
 #include "core/names.h"
 #include "util/xmalloc.h"
 
 #define EXEC_EXIT_TIMEOUT 124                  /* as `kiln run` and timeout(1) */
-#define EXEC_CODE_MAX     (16LL * 1024 * 1024) /* bytes of code read from a file */
 #define EXEC_RESP_MAX     (64LL * 1024 * 1024) /* bytes of a JSON answer */
 #define EXEC_PROGRESS_MIN (1024LL * 1024)      /* files smaller than this get no progress bar */
 #define EXEC_DEFAULT_URL  "http://127.0.0.1:8000"
@@ -27,15 +27,11 @@
 
 struct exec_opts {
     const char *lang;
-    const char *file;
-    const char *code;
-    const char **data; /* --file paths */
+    struct cli_code src; /* -f FILE or CODE, --arg, --timeout (0 = the server's default) */
+    const char **data;   /* --file paths */
     size_t ndata;
-    const char **args;
-    size_t nargs;
     const char *session;
     const char *out_dir;
-    long long timeout_ms;
     bool json;
 };
 
@@ -271,20 +267,14 @@ static int exec_parse(int argc, char **argv, struct exec_opts *o)
         {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    int ch;
+    int ch, r;
 
     o->data = xcalloc((size_t)argc + 1, sizeof *o->data);
-    o->args = xcalloc((size_t)argc + 1, sizeof *o->args);
     optind = 1;
     while ((ch = getopt_long(argc, argv, "l:f:s:o:a:t:h", longopts, NULL)) != -1) {
-        char *end;
-        double s;
         switch (ch) {
         case 'l':
             o->lang = optarg;
-            break;
-        case 'f':
-            o->file = optarg;
             break;
         case 'F':
             o->data[o->ndata++] = optarg;
@@ -295,58 +285,24 @@ static int exec_parse(int argc, char **argv, struct exec_opts *o)
         case 'o':
             o->out_dir = optarg;
             break;
-        case 'a':
-            o->args[o->nargs++] = optarg;
-            break;
         case 'j':
             o->json = true;
             break;
-        case 't':
-            errno = 0;
-            s = strtod(optarg, &end);
-            if (errno != 0 || end == optarg || *end != '\0' || !(s > 0) || s > 86400) {
-                fprintf(stderr, "kiln exec: --timeout wants seconds in (0, 86400]\n");
-                return CLI_EXIT_USAGE;
-            }
-            o->timeout_ms = (long long)(s * 1000.0 + 0.5);
-            break;
         default:
+            r = cli_code_option(&o->src, "kiln exec", ch, optarg);
+            if (r < 0)
+                return CLI_EXIT_USAGE;
+            if (r > 0)
+                break;
             exec_usage(stderr);
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind < argc)
-        o->code = argv[optind++];
-    if (o->lang == NULL || (o->file == NULL) == (o->code == NULL) || optind < argc) {
+    if (o->lang == NULL || cli_code_operands(&o->src, "kiln exec", argc, argv) != 0) {
         exec_usage(stderr);
         return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
-}
-
-/* Read the code: FILE, '-' for stdin. Caller frees. */
-static char *exec_read_code(const char *file, size_t *len)
-{
-    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
-    struct exec_buf b = {0};
-    char chunk[65536];
-    size_t n;
-
-    if (f == NULL) {
-        fprintf(stderr, "kiln exec: %s: %s\n", file, strerror(errno));
-        return NULL;
-    }
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (exec_buf_write(chunk, 1, n, &b) != n || b.len > (size_t)EXEC_CODE_MAX) {
-            fprintf(stderr, "kiln exec: %s: code larger than 16 MiB\n", file);
-            free(b.data);
-            b.data = NULL;
-            break;
-        }
-    if (f != stdin)
-        fclose(f);
-    *len = b.len;
-    return b.data != NULL ? b.data : xstrdup("");
 }
 
 /* The exit status that mirrors the program's. */
@@ -370,6 +326,7 @@ int cmd_exec(int argc, char **argv)
     const char *url = getenv("KILN_URL"), *key = getenv("KILN_API_KEY");
     char *code = NULL, *hdr = NULL, *body = NULL;
     size_t code_len = 0;
+    struct errbuf eb;
     json_t *req = NULL, *refs = json_array(), *resp = NULL, *files;
     long status = 0;
     int rc, dirfd = -1;
@@ -383,10 +340,9 @@ int cmd_exec(int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         goto out;
     rc = CLI_EXIT_FAIL;
-    if (o.code != NULL) {
-        code = xstrdup(o.code);
-        code_len = strlen(code);
-    } else if ((code = exec_read_code(o.file, &code_len)) == NULL) {
+    errbuf_clear(&eb);
+    if (cli_code_read(&o.src, &code, &code_len, &eb) != KILN_OK) {
+        fprintf(stderr, "kiln exec: code: %s\n", eb.msg);
         goto out;
     }
     if (o.out_dir != NULL) {
@@ -416,16 +372,16 @@ int cmd_exec(int argc, char **argv)
         fprintf(stderr, "kiln exec: the code is not valid UTF-8\n");
         goto out;
     }
-    if (o.nargs > 0) {
+    if (o.src.nargs > 0) {
         json_t *a = json_array();
-        for (size_t i = 0; i < o.nargs; i++)
-            json_array_append_new(a, json_string(o.args[i]));
+        for (size_t i = 0; i < o.src.nargs; i++)
+            json_array_append_new(a, json_string(o.src.args[i]));
         json_object_set_new(req, "args", a);
     }
     if (o.session != NULL)
         json_object_set_new(req, "session_id", json_string(o.session));
-    if (o.timeout_ms > 0)
-        json_object_set_new(req, "timeout", json_integer(o.timeout_ms));
+    if (o.src.timeout_ms > 0)
+        json_object_set_new(req, "timeout", json_integer(o.src.timeout_ms));
     if (json_array_size(refs) > 0)
         json_object_set(req, "files", refs);
     body = json_dumps(req, JSON_COMPACT);
@@ -484,6 +440,6 @@ out:
         curl_easy_cleanup(c.curl);
     free(c.url);
     free(o.data);
-    free(o.args);
+    cli_code_clear(&o.src);
     return rc;
 }

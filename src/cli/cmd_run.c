@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_code.h"
 #include "config/config.h"
 #include "lang/lang.h"
 #include "lang/warm.h"
@@ -27,25 +27,19 @@
 #define RUN_EXIT_SANDBOX 125 /* kiln could not build or supervise the sandbox, or load config */
 
 /* Bounds of what the command line may feed in (STYLE.md rule 7). */
-#define RUN_CODE_MAX      (16LL * 1024 * 1024) /* bytes of source code */
-#define RUN_WALK_DEPTH    16                   /* directory levels listed under /mnt/data */
-#define RUN_WALK_ENTRIES  4096                 /* entries looked at under /mnt/data */
-#define RUN_UID_BASE      200000u              /* first host uid of the sandbox slots (root) */
-#define RUN_SLOTS         64u                  /* concurrent sandboxes of this process */
-#define RUN_DIR_ROOT      "/run/kiln"          /* slot roots and workspaces when root */
-#define RUN_TIMEOUT_MAX_S 86400.0
-#define RUN_WARM_WAIT_MS  30000 /* --warm: how long the pool may take to get ready */
+#define RUN_WALK_DEPTH   16          /* directory levels listed under /mnt/data */
+#define RUN_WALK_ENTRIES 4096        /* entries looked at under /mnt/data */
+#define RUN_UID_BASE     200000u     /* first host uid of the sandbox slots (root) */
+#define RUN_SLOTS        64u         /* concurrent sandboxes of this process */
+#define RUN_DIR_ROOT     "/run/kiln" /* slot roots and workspaces when root */
+#define RUN_WARM_WAIT_MS 30000       /* --warm: how long the pool may take to get ready */
 
 struct run_opts {
     const char *lang;
-    const char *file;
-    const char *code;
+    struct cli_code src; /* -f FILE or CODE, --arg, --timeout (0 = MAX_EXECUTION_TIME) */
     const char **mounts;
     size_t nmounts;
-    const char **args;
-    size_t nargs;
-    long long timeout_ms; /* 0 = MAX_EXECUTION_TIME */
-    long long memory_mb;  /* 0 = MAX_MEMORY_MB */
+    long long memory_mb; /* 0 = MAX_MEMORY_MB */
     bool json;
     bool warm;   /* --warm or KILN_RUN_WARM=1: through a warm pool of one (issue 5) */
     bool zygote; /* --zygote or KILN_RUN_ZYGOTE=1: Python through a zygote child (issue 5) */
@@ -80,17 +74,6 @@ static void run_usage(FILE *f)
             RUN_EXIT_TIMEOUT, CLI_EXIT_USAGE, RUN_EXIT_SANDBOX);
 }
 
-static bool run_parse_seconds(const char *s, long long *ms)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v > 0.0) || v > RUN_TIMEOUT_MAX_S)
-        return false;
-    *ms = (long long)ceil(v * 1000.0);
-    return true;
-}
-
 static bool run_parse_mb(const char *s, long long *mb)
 {
     char *end = NULL;
@@ -103,7 +86,7 @@ static bool run_parse_mb(const char *s, long long *mb)
 }
 
 /* Parse argv into o. Returns 0, or CLI_EXIT_USAGE after saying why on stderr. The arrays of o
- * point into argv; the caller frees o->mounts and o->args. */
+ * point into argv; the caller frees o->mounts and clears o->src. */
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
     static const struct option longopts[] = {
@@ -113,11 +96,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
         {"json", no_argument, NULL, 'j'},          {"warm", no_argument, NULL, 'w'},
         {"zygote", no_argument, NULL, 'z'},        {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, r;
 
-    /* argc bounds both arrays: each element is at most one argv string */
+    /* argc bounds the array: each element is at most one argv string */
     o->mounts = xcalloc((size_t)argc, sizeof *o->mounts);
-    o->args = xcalloc((size_t)argc, sizeof *o->args);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":l:f:m:a:t:M:jwz", longopts, NULL)) != -1) {
@@ -125,21 +107,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
         case 'l':
             o->lang = optarg;
             break;
-        case 'f':
-            o->file = optarg;
-            break;
         case 'm':
             o->mounts[o->nmounts++] = optarg;
-            break;
-        case 'a':
-            o->args[o->nargs++] = optarg;
-            break;
-        case 't':
-            if (!run_parse_seconds(optarg, &o->timeout_ms)) {
-                fprintf(stderr, "kiln run: --timeout wants seconds in (0, %.0f], got '%s'\n",
-                        RUN_TIMEOUT_MAX_S, optarg);
-                return CLI_EXIT_USAGE;
-            }
             break;
         case 'M':
             if (!run_parse_mb(optarg, &o->memory_mb)) {
@@ -161,76 +130,23 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
             fprintf(stderr, "kiln run: option '%s' needs a value\n", argv[optind - 1]);
             return CLI_EXIT_USAGE;
         default:
+            r = cli_code_option(&o->src, "kiln run", c, optarg);
+            if (r < 0)
+                return CLI_EXIT_USAGE;
+            if (r > 0)
+                break;
             fprintf(stderr, "kiln run: unknown option '%s' (see `kiln run --help`)\n",
                     argv[optind - 1]);
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind < argc)
-        o->code = argv[optind++];
-    if (optind < argc) {
-        fprintf(stderr, "kiln run: unexpected argument '%s' (pass program arguments with --arg)\n",
-                argv[optind]);
-        return CLI_EXIT_USAGE;
-    }
     if (o->lang == NULL) {
         fprintf(stderr, "kiln run: -l LANG is required\n");
         return CLI_EXIT_USAGE;
     }
-    if ((o->file == NULL) == (o->code == NULL)) {
-        fprintf(stderr, "kiln run: give the code either as CODE or with -f FILE\n");
+    if (cli_code_operands(&o->src, "kiln run", argc, argv) != 0)
         return CLI_EXIT_USAGE;
-    }
     return 0;
-}
-
-/* Read all of fd, at most max bytes. Caller frees *buf. */
-static enum kiln_err run_read_fd(int fd, long long max, char **buf, size_t *len, struct errbuf *eb)
-{
-    size_t cap = 4096, n = 0;
-    char *b = xmalloc(cap);
-
-    for (;;) {
-        if (n == cap) {
-            b = xreallocarray(b, 2, cap);
-            cap *= 2;
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            free(b);
-            return errbuf_set(eb, KILN_ERR_IO, "read: %s", strerror(errno));
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if ((long long)n > max) {
-            free(b);
-            return errbuf_set(eb, KILN_ERR_TOO_LARGE, "more than %lld bytes", max);
-        }
-    }
-    *buf = b;
-    *len = n;
-    return KILN_OK;
-}
-
-static enum kiln_err run_read_code(const struct run_opts *o, char **code, size_t *len,
-                                   struct errbuf *eb)
-{
-    if (o->file == NULL) {
-        *len = strlen(o->code);
-        *code = xstrndup(o->code, *len);
-        return KILN_OK;
-    }
-    if (strcmp(o->file, "-") == 0)
-        return run_read_fd(STDIN_FILENO, RUN_CODE_MAX, code, len, eb);
-    int fd = open(o->file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errbuf_set(eb, KILN_ERR_INVALID, "%s: %s", o->file, strerror(errno));
-    enum kiln_err rc = run_read_fd(fd, RUN_CODE_MAX, code, len, eb);
-    close(fd);
-    return rc;
 }
 
 /* Copy the host file of one --mount HOSTPATH[:NAME] into the workspace. NAME is whatever follows
@@ -426,7 +342,7 @@ static enum kiln_err run_limits(const struct run_opts *o, struct sbx_limits *lim
     if (rc)
         return rc;
     *lim = (struct sbx_limits){0};
-    lim->wall_ms = o->timeout_ms > 0 ? o->timeout_ms : cfg->max_execution_time * 1000;
+    lim->wall_ms = o->src.timeout_ms > 0 ? o->src.timeout_ms : cfg->max_execution_time * 1000;
     lim->memory_mb = o->memory_mb > 0 ? o->memory_mb : cfg->max_memory_mb;
     lim->pids = cfg->max_pids;
     lim->open_files = cfg->max_open_files;
@@ -492,7 +408,7 @@ static int run_execute(const struct run_opts *o, const struct lang *l, const cha
         }
     }
     /* after the mounts, so that the code wins over a mounted file of the same name */
-    if (lang_job_new(l, code, code_len, o->args, o->nargs, &lim, ws, &lj, &eb)) {
+    if (lang_job_new(l, code, code_len, o->src.args, o->src.nargs, &lim, ws, &lj, &eb)) {
         fprintf(stderr, "kiln run: %s\n", eb.msg);
         goto out;
     }
@@ -572,7 +488,7 @@ int cmd_run(int argc, char **argv)
         status = CLI_EXIT_USAGE;
         goto out;
     }
-    if (run_read_code(&o, &code, &code_len, &eb)) {
+    if (cli_code_read(&o.src, &code, &code_len, &eb)) {
         fprintf(stderr, "kiln run: code: %s\n", eb.msg);
         status = CLI_EXIT_USAGE;
         goto out;
@@ -581,6 +497,6 @@ int cmd_run(int argc, char **argv)
 out:
     free(code);
     free(o.mounts);
-    free(o.args);
+    cli_code_clear(&o.src);
     return status;
 }

@@ -42,6 +42,9 @@
 #define STATE_META_BLOB "blob"
 #define STATE_META_ROW  "row"
 
+/* The note a load returns when it dropped a corrupted hot state (the response's state_notes). */
+#define STATE_NOTE_HOT_DROPPED "stored state was corrupted and has been dropped"
+
 /* How many files of blob-stored hot states the process remembers as checked. */
 #define STATE_VERIFIED_SLOTS 64
 
@@ -247,6 +250,15 @@ static void state_unlock(struct kiln_services *svc)
         pthread_mutex_unlock(&svc->state->mu);
 }
 
+/* sid's row of namespace ns as the store has it now (expired rows are not found): *val is owned
+ * by the caller; updated and eb may be NULL. */
+static enum kiln_err state_row_get(struct kiln_services *svc, const char *ns, const char *sid,
+                                   void **val, size_t *vlen, long long *updated, struct errbuf *eb)
+{
+    return svc->store->ops->kv_get(svc->store, ns, sid, services_now_ms(svc), val, vlen, updated,
+                                   eb);
+}
+
 static size_t state_max_raw(const struct kiln_services *svc)
 {
     return (size_t)(svc->cfg->state_max_size_mb * MIB);
@@ -406,8 +418,7 @@ static void state_drop_hot_if(struct kiln_services *svc, const char *sid, const 
     struct state_meta m;
 
     state_lock(svc);
-    if (svc->store->ops->kv_get(svc->store, STATE_NS_META, sid, services_now_ms(svc), &val, &vlen,
-                                NULL, NULL) == KILN_OK &&
+    if (state_row_get(svc, STATE_NS_META, sid, &val, &vlen, NULL, NULL) == KILN_OK &&
         (!state_meta_parse(val, vlen, &m) || strcmp(m.sha256, sha) == 0))
         state_drop_hot(svc, sid);
     state_unlock(svc);
@@ -542,6 +553,16 @@ static void state_verified_put(struct kiln_services *svc, const char *sid, int f
 
 /* --- load / save / info / delete ------------------------------------------------------------- */
 
+/* Where a load puts what it found: the arguments of state_load() and state_open(), handed down
+ * as one. */
+struct state_found {
+    void **blob; /* a checked copy of the bytes (unless fd takes them) */
+    size_t *len;
+    int *fd; /* NULL: bytes in *blob; else a checked fd on them when the store has one */
+    struct state_info *info;
+    char **note; /* NULL, or gets a note when a corrupted state was dropped */
+};
+
 static void state_info_hot(struct kiln_services *svc, struct state_info *info, long long size,
                            const char *sha, long long updated)
 {
@@ -569,15 +590,14 @@ static enum kiln_err state_corrupt(char **note, const char *text, struct errbuf 
     return errbuf_set(eb, KILN_ERR_NOT_FOUND, "No state for session");
 }
 
-/* The hot state of sid kept in the blob store: with fd, a checked fd on its bytes; else a
- * checked copy in *blob. */
-static enum kiln_err state_load_hot_blob(struct kiln_services *svc, const char *sid, void **blob,
-                                         size_t *len, int *fd, struct state_info *info, char **note,
-                                         struct errbuf *eb)
+/* The hot state of sid kept in the blob store: with dst->fd, a checked fd on its bytes; else a
+ * checked copy in *dst->blob. */
+static enum kiln_err state_load_hot_blob(struct kiln_services *svc, const char *sid,
+                                         const struct state_found *dst, struct errbuf *eb)
 {
     void *val = NULL;
     size_t vlen = 0;
-    long long updated = 0, now = services_now_ms(svc);
+    long long updated = 0;
     struct state_meta m = {0};
     char *key = state_hot_key_of(sid);
     int f = -1;
@@ -587,7 +607,7 @@ static enum kiln_err state_load_hot_blob(struct kiln_services *svc, const char *
     /* metadata and bytes are taken together: a save renames a new file over the key, which
      * leaves an fd opened here on the bytes this metadata describes */
     state_lock(svc);
-    rc = svc->store->ops->kv_get(svc->store, STATE_NS_META, sid, now, &val, &vlen, &updated, eb);
+    rc = state_row_get(svc, STATE_NS_META, sid, &val, &vlen, &updated, eb);
     ok = rc == KILN_OK && state_meta_parse(val, vlen, &m);
     if (ok && m.blob && svc->blob->ops->open_fd != NULL)
         rc = svc->blob->ops->open_fd(svc->blob, key, &f, NULL, eb);
@@ -595,43 +615,43 @@ static enum kiln_err state_load_hot_blob(struct kiln_services *svc, const char *
     free(val);
     if (rc == KILN_OK && !ok) {
         state_drop_hot_if(svc, sid, "");
-        rc = state_corrupt(note, "stored state was corrupted and has been dropped", eb);
+        rc = state_corrupt(dst->note, STATE_NOTE_HOT_DROPPED, eb);
         goto out;
     }
     if (rc == KILN_OK && !m.blob) /* an inline state whose row went away meanwhile */
         rc = errbuf_set(eb, KILN_ERR_NOT_FOUND, "No state for session");
     if (rc)
         goto corrupt_if_missing;
-    if (f >= 0 && fd != NULL && state_verified_has(svc, sid, f, m.sha256)) {
-        *fd = f; /* checked before, not written since: no second hash */
+    if (f >= 0 && dst->fd != NULL && state_verified_has(svc, sid, f, m.sha256)) {
+        *dst->fd = f; /* checked before, not written since: no second hash */
         f = -1;
     } else if (f >= 0) {
-        rc = state_check_fd(f, m.size, m.sha256, fd != NULL ? NULL : blob, eb);
+        rc = state_check_fd(f, m.size, m.sha256, dst->fd != NULL ? NULL : dst->blob, eb);
         if (rc == KILN_OK)
             state_verified_put(svc, sid, f, m.sha256);
-        if (rc == KILN_OK && fd != NULL) {
-            *fd = f;
+        if (rc == KILN_OK && dst->fd != NULL) {
+            *dst->fd = f;
             f = -1;
         }
     } else {
-        rc = state_read_blob(svc, key, m.size, m.sha256, blob, eb);
+        rc = state_read_blob(svc, key, m.size, m.sha256, dst->blob, eb);
     }
     if (rc == KILN_ERR_INVALID) {
         state_drop_hot_if(svc, sid, m.sha256);
-        rc = state_corrupt(note, "stored state was corrupted and has been dropped", eb);
+        rc = state_corrupt(dst->note, STATE_NOTE_HOT_DROPPED, eb);
         goto out;
     }
     if (rc)
         goto out;
-    *len = (size_t)m.size;
-    state_info_hot(svc, info, m.size, m.sha256, updated);
-    state_info_modules(info, &m);
+    *dst->len = (size_t)m.size;
+    state_info_hot(svc, dst->info, m.size, m.sha256, updated);
+    state_info_modules(dst->info, &m);
     goto out;
 corrupt_if_missing:
     /* the metadata names bytes that are not there */
     if (rc == KILN_ERR_NOT_FOUND && m.blob) {
         state_drop_hot_if(svc, sid, m.sha256);
-        rc = state_corrupt(note, "stored state was corrupted and has been dropped", eb);
+        rc = state_corrupt(dst->note, STATE_NOTE_HOT_DROPPED, eb);
     }
 out:
     if (f >= 0)
@@ -640,33 +660,33 @@ out:
     return rc;
 }
 
-static enum kiln_err state_load_hot(struct kiln_services *svc, const char *sid, void **blob,
-                                    size_t *len, int *fd, struct state_info *info, char **note,
-                                    struct errbuf *eb)
+/* The hot state of sid: an inline row (a checked copy in *dst->blob), else in the blob store. */
+static enum kiln_err state_load_hot(struct kiln_services *svc, const char *sid,
+                                    const struct state_found *dst, struct errbuf *eb)
 {
     void *val = NULL;
-    size_t vlen = 0;
-    long long updated = 0, now = services_now_ms(svc);
+    size_t vlen = 0, len;
+    long long updated = 0;
     char sum[SHA256_HEX_BUF];
     enum kiln_err rc;
 
-    rc = svc->store->ops->kv_get(svc->store, STATE_NS, sid, now, &val, &vlen, &updated, eb);
+    rc = state_row_get(svc, STATE_NS, sid, &val, &vlen, &updated, eb);
     if (rc == KILN_ERR_NOT_FOUND)
-        return state_load_hot_blob(svc, sid, blob, len, fd, info, note, eb);
+        return state_load_hot_blob(svc, sid, dst, eb);
     if (rc)
         return rc;
     if (!state_row_ok(val, vlen, sum))
         goto corrupt;
-    *len = vlen - STATE_HDR;
-    *blob = xmalloc(*len + 1);
-    memcpy(*blob, (char *)val + STATE_HDR, *len);
+    len = vlen - STATE_HDR;
+    *dst->len = len;
+    *dst->blob = xmalloc(len + 1);
+    memcpy(*dst->blob, (char *)val + STATE_HDR, len);
     free(val);
-    state_info_hot(svc, info, (long long)*len, sum, updated);
-    if (svc->store->ops->kv_get(svc->store, STATE_NS_META, sid, now, &val, &vlen, NULL, NULL) ==
-        KILN_OK) {
+    state_info_hot(svc, dst->info, (long long)len, sum, updated);
+    if (state_row_get(svc, STATE_NS_META, sid, &val, &vlen, NULL, NULL) == KILN_OK) {
         struct state_meta m;
         if (state_meta_parse(val, vlen, &m) && strcmp(m.sha256, sum) == 0)
-            state_info_modules(info, &m);
+            state_info_modules(dst->info, &m);
         free(val);
     }
     return KILN_OK;
@@ -675,12 +695,11 @@ corrupt:
     state_lock(svc);
     state_drop_hot(svc, sid);
     state_unlock(svc);
-    return state_corrupt(note, "stored state was corrupted and has been dropped", eb);
+    return state_corrupt(dst->note, STATE_NOTE_HOT_DROPPED, eb);
 }
 
-static enum kiln_err state_load_archive(struct kiln_services *svc, const char *sid, void **blob,
-                                        size_t *len, struct state_info *info, char **note,
-                                        struct errbuf *eb)
+static enum kiln_err state_load_archive(struct kiln_services *svc, const char *sid,
+                                        const struct state_found *dst, struct errbuf *eb)
 {
     void *val = NULL, *buf = NULL;
     size_t vlen = 0;
@@ -706,52 +725,56 @@ static enum kiln_err state_load_archive(struct kiln_services *svc, const char *s
         goto corrupt;
     if (rc)
         return rc;
-    *blob = buf;
-    *len = (size_t)a.size;
-    info->exists = true;
-    info->size = a.size;
-    memcpy(info->sha256, a.sha256, SHA256_HEX_BUF);
-    info->updated_ms = a.archived_ms;
-    info->expires_ms = a.expires_ms;
-    info->source = "archive";
+    *dst->blob = buf;
+    *dst->len = (size_t)a.size;
+    dst->info->exists = true;
+    dst->info->size = a.size;
+    memcpy(dst->info->sha256, a.sha256, SHA256_HEX_BUF);
+    dst->info->updated_ms = a.archived_ms;
+    dst->info->expires_ms = a.expires_ms;
+    dst->info->source = "archive";
     return KILN_OK;
 corrupt:
     state_lock(svc);
     state_drop_archive(svc, sid);
     state_unlock(svc);
-    return state_corrupt(note, "archived state was corrupted and has been dropped", eb);
+    return state_corrupt(dst->note, "archived state was corrupted and has been dropped", eb);
 }
 
-static enum kiln_err state_get(struct kiln_services *svc, const char *sid, void **blob, size_t *len,
-                               int *fd, struct state_info *info, char **note, struct errbuf *eb)
+static enum kiln_err state_get(struct kiln_services *svc, const char *sid,
+                               const struct state_found *dst, struct errbuf *eb)
 {
     enum kiln_err rc;
 
-    memset(info, 0, sizeof *info);
-    *blob = NULL;
-    *len = 0;
-    if (fd != NULL)
-        *fd = -1;
+    memset(dst->info, 0, sizeof *dst->info);
+    *dst->blob = NULL;
+    *dst->len = 0;
+    if (dst->fd != NULL)
+        *dst->fd = -1;
     if (!ids_valid(sid))
         return errbuf_set(eb, KILN_ERR_NOT_FOUND, "No state for session");
-    rc = state_load_hot(svc, sid, blob, len, fd, info, note, eb);
+    rc = state_load_hot(svc, sid, dst, eb);
     if (rc != KILN_ERR_NOT_FOUND)
         return rc;
     if (!svc->cfg->state_archive_enabled)
         return rc;
-    return state_load_archive(svc, sid, blob, len, info, note, eb);
+    return state_load_archive(svc, sid, dst, eb);
 }
 
 enum kiln_err state_load(struct kiln_services *svc, const char *sid, void **blob, size_t *len,
                          struct state_info *info, char **note, struct errbuf *eb)
 {
-    return state_get(svc, sid, blob, len, NULL, info, note, eb);
+    const struct state_found dst = {blob, len, NULL, info, note};
+
+    return state_get(svc, sid, &dst, eb);
 }
 
 enum kiln_err state_open(struct kiln_services *svc, const char *sid, void **blob, size_t *len,
                          int *fd, struct state_info *info, char **note, struct errbuf *eb)
 {
-    return state_get(svc, sid, blob, len, fd, info, note, eb);
+    const struct state_found dst = {blob, len, fd, info, note};
+
+    return state_get(svc, sid, &dst, eb);
 }
 
 /* Largest blob a save reads: lz4 may expand an incompressible pickle a little. */

@@ -2,7 +2,8 @@
  * test_zygote): a sandbox context over a fresh run dir, its removal, and the counts of what a
  * run may leave behind on the host (processes of our slot uids, our cgroups, our mounts).
  * Include after <cmocka.h>. Each test binary has its own uid base so that they may run at the
- * same time. */
+ * same time; the same binary may run twice at once too (two engineers' suites on one host), so
+ * the counts are of this process's own sandboxes only. */
 #ifndef KILN_TESTS_SBX_TESTUTIL_H
 #define KILN_TESTS_SBX_TESTUTIL_H
 
@@ -10,6 +11,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,8 +60,44 @@ static inline void stu_ctx_teardown(struct sbx_ctx *ctx, const char *run_dir, un
     rmdir(run_dir);
 }
 
-/* Processes on the host whose uid is one of our slots' (each said on stderr when say, for the
- * checks that expect none). */
+/* The parent of pid from /proc/PID/stat (the field after the command, which may hold ')'), or
+ * -1 when pid is gone. */
+static inline long stu_ppid(long pid)
+{
+    char path[64], buf[512];
+    const char *p;
+    long ppid = -1;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    if (fgets(buf, sizeof buf, f) != NULL && (p = strrchr(buf, ')')) != NULL &&
+        sscanf(p + 1, " %*c %ld", &ppid) != 1)
+        ppid = -1;
+    fclose(f);
+    return ppid;
+}
+
+/* Whether pid descends from this process. A sandbox's processes all do while they live: its
+ * init is our child, and the rest die with it (its pid namespace). */
+static inline bool stu_is_ours(long pid)
+{
+    long self = (long)getpid();
+
+    for (int depth = 0; depth < 64 && pid > 1; depth++) {
+        pid = stu_ppid(pid);
+        if (pid == self)
+            return true;
+    }
+    return false;
+}
+
+/* Processes of this process's sandboxes: with one of our slots' uids, and descending from us
+ * (another process, such as a second run of the same test binary, may hold slots of the same
+ * uid range at the same time). Each is said on stderr when say, for the checks that expect
+ * none. */
 static inline int stu_count_slot_processes(unsigned uid_base, unsigned slots, bool say)
 {
     DIR *d = opendir("/proc");
@@ -74,7 +112,8 @@ static inline int stu_count_slot_processes(unsigned uid_base, unsigned slots, bo
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
         snprintf(path, sizeof path, "/proc/%s", e->d_name);
-        if (stat(path, &st) < 0 || st.st_uid < uid_base || st.st_uid >= uid_base + slots)
+        if (stat(path, &st) < 0 || st.st_uid < uid_base || st.st_uid >= uid_base + slots ||
+            !stu_is_ours(strtol(e->d_name, NULL, 10)))
             continue;
         n++;
         if (!say)

@@ -5,6 +5,11 @@ here, where the job's program runs as __main__ as `python3 code.py` would run it
 import os
 import sys
 
+# The state runner is installed beside this file (CMake copies both into pyext/, build and
+# install alike) and is preloaded anyway (BASE); it imports only sys. Its SystemExit → status
+# rule is the one `python3 code.py` follows, for both kinds of execution.
+from kiln_runner import _exit_code
+
 CTL_FD = 3
 
 # Imported by every zygote: what the child itself needs (random for reseeding, types, atexit,
@@ -247,19 +252,6 @@ def _execute(job):
         except Exception:
             code = code or 120
     return code
-
-
-def _exit_code(e):
-    c = e.code
-    if c is None:
-        return 0
-    if isinstance(c, int):
-        return c & 0xFF
-    try:
-        sys.stderr.write(str(c) + "\n")
-    except Exception:
-        pass
-    return 1
 
 
 def main():
