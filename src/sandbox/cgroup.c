@@ -304,6 +304,28 @@ static bool cpu_shared(const struct sbx_cg_host *cg)
     return cg->v1_cpu != NULL && cg->v1_cpuacct != NULL && strcmp(cg->v1_cpu, cg->v1_cpuacct) == 0;
 }
 
+long long sbx_cg_v1_quota_ceiling(const char *dir)
+{
+    char *d = xstrdup(dir);
+    long long best = -1;
+
+    for (int depth = 0; depth < 64; depth++) {
+        char *slash = strrchr(d, '/');
+        long long q, p;
+        if (slash == NULL || slash == d)
+            break;
+        *slash = '\0';
+        q = cg_read_ll(d, "cpu.cfs_quota_us");
+        p = cg_read_ll(d, "cpu.cfs_period_us");
+        if (p <= 0)
+            break; /* above the hierarchy's root */
+        if (q > 0 && (best < 0 || q * 100000 / p < best))
+            best = q * 100000 / p;
+    }
+    free(d);
+    return best;
+}
+
 /* The CFS quota in microseconds per 100 ms period (MAX_CPU_QUOTA: 100000 = one CPU); <= 0
  * lifts it. */
 static int set_quota(const struct sbx_cg_host *cg, const struct sbx_cg_run *run, long long quota)
@@ -321,6 +343,13 @@ static int set_quota(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
     }
     if (dir == NULL)
         return 0;
+    if (quota > 0) {
+        /* v1 refuses (EINVAL) a quota above an ancestor's: kiln in a container with a CPU limit
+         * gets the container's, which binds the sandbox anyway */
+        long long ceiling = sbx_cg_v1_quota_ceiling(dir);
+        if (ceiling > 0 && quota > ceiling)
+            quota = ceiling < 1000 ? 1000 : ceiling;
+    }
     rc = cg_write(dir, "cpu.cfs_period_us", "100000");
     snprintf(val, sizeof val, "%lld", quota > 0 ? quota : -1);
     if (rc == 0)

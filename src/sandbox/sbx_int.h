@@ -203,6 +203,9 @@ bool sbx_cg_kill(const struct sbx_cg_run *run);
 long long sbx_cg_cpu_ns(const struct sbx_cg_run *run); /* -1 when unknown */
 void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *oom_kills);
 void sbx_cg_destroy(struct sbx_cg_run *run);
+/* The tightest CFS quota (µs per 100 ms) of the v1 cpu groups above dir, its parent first, up
+ * to the hierarchy's root; -1 when none has one. A child's quota may not exceed it. */
+long long sbx_cg_v1_quota_ceiling(const char *dir);
 /* Rewrite the memory, pids and CPU quota limits of a live group (a parked sandbox's at take). */
 enum kiln_err sbx_cg_take_limits(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
                                  const struct sbx_limits *lim, struct errbuf *eb);
