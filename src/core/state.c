@@ -830,6 +830,21 @@ static enum kiln_err state_save_inline(struct kiln_services *svc, const char *si
     return rc;
 }
 
+/* pread of up to len bytes at off, again after EINTR; on an error *rc is set and -1 returned. */
+static ssize_t state_pread(int fd, void *buf, size_t len, size_t off, enum kiln_err *rc,
+                           struct errbuf *eb)
+{
+    for (;;) {
+        ssize_t n = pread(fd, buf, len, (off_t)off);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR) {
+            *rc = errbuf_set(eb, KILN_ERR_IO, "read state: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
 /* A larger blob: its first prelen bytes at pre, then (fd >= 0) the rest of fd from offset
  * prelen to its end, streamed through the validator and the hash into the blob store under
  * "statehot/<sid>" (committed without fsync: docs/state.md "Durability"), then the metadata. */
@@ -858,11 +873,7 @@ static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
             rc = svc->blob->ops->write(bw, pre + off, n, eb);
     }
     while (rc == KILN_OK && fd >= 0) {
-        ssize_t n = pread(fd, chunk, STATE_CHUNK, (off_t)total);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = errbuf_set(eb, KILN_ERR_IO, "read state: %s", strerror(errno));
+        ssize_t n = state_pread(fd, chunk, STATE_CHUNK, total, &rc, eb);
         if (n <= 0)
             break;
         total += (size_t)n;
@@ -949,11 +960,7 @@ enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, 
     }
     /* the first STATE_INLINE_MAX + 1 bytes tell which kind of copy it becomes */
     while (got < STATE_INLINE_MAX + 1) {
-        ssize_t n = pread(fd, head + got, STATE_INLINE_MAX + 1 - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = errbuf_set(eb, KILN_ERR_IO, "read state: %s", strerror(errno));
+        ssize_t n = state_pread(fd, head + got, STATE_INLINE_MAX + 1 - got, got, &rc, eb);
         if (n <= 0)
             break;
         got += (size_t)n;
