@@ -589,10 +589,15 @@ static enum kiln_err keys_fetch(struct keys *k, const char *hash, long long now,
     return KILN_OK;
 }
 
-static long keys_secs_until(long long exp_ms, long long now)
+/* Whole seconds from now until a window of window_ms that ends at exp_ms is over: at least 1,
+ * at most the window's length (a concurrent request that opened the window read the clock a
+ * little later than our now: without the cap a 1 s window could say "retry in 2 s"). */
+static long keys_secs_until(long long exp_ms, long long now, long long window_ms)
 {
-    long long s = (exp_ms - now + 999) / 1000;
+    long long s = (exp_ms - now + 999) / 1000, max = (window_ms + 999) / 1000;
 
+    if (s > max)
+        s = max;
     return s < 1 ? 1 : (long)s;
 }
 
@@ -631,7 +636,7 @@ enum kiln_err keys_auth_lookup(void *arg, const unsigned char sha256[32], const 
             best_left = (long)(c.limits[w] - v);
             res->rl_limit = (long)c.limits[w];
             res->rl_remaining = best_left;
-            res->rl_reset_s = keys_secs_until(exp, now);
+            res->rl_reset_s = keys_secs_until(exp, now, keys_window_ms[w]);
         }
     }
     if (hit >= 0 || rc) {
@@ -649,7 +654,7 @@ enum kiln_err keys_auth_lookup(void *arg, const unsigned char sha256[32], const 
     if (rc)
         return rc;
     if (hit >= 0) {
-        long retry = keys_secs_until(exp, now);
+        long retry = keys_secs_until(exp, now, keys_window_ms[hit]);
         if (res != NULL) {
             res->rl_limit = (long)c.limits[hit];
             res->rl_remaining = 0;

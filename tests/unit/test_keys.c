@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -198,6 +199,35 @@ static void test_keys_env_usage(void **state)
     keys_records_free(all, n);
 }
 
+/* Two requests of one key read the clock a few ms apart; the later one can open the per-second
+ * window (expiry = its now + 1 s) before the earlier one counts itself in it: the earlier one
+ * must still say "retry in 1 s", never 2 (a window is never longer than itself). */
+static void test_keys_retry_never_beyond_the_window(void **state)
+{
+    struct fixture *fx = *state;
+    char secret[KEYS_SECRET_BUF], wk[KEYS_HASH_BUF + 4];
+    long long limits[KEYS_WINDOW__COUNT] = {0};
+    struct keys_record rec;
+    struct auth_result res;
+    struct errbuf eb = {{0}};
+    struct timespec ts;
+    long long now, v, exp;
+    long retry = 0;
+
+    limits[KEYS_PER_SECOND] = 1;
+    assert_int_equal(keys_create(fx->k, "per-second", limits, NULL, secret, &rec, &eb), KILN_OK);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* the other request: its clock 900 ms ahead of ours, so its window ends ~1.9 s from now */
+    snprintf(wk, sizeof wk, "%s:s", rec.key_hash);
+    assert_int_equal(
+        fx->st->ops->kv_incr(fx->st, "ratelimit", wk, 1, now + 900, 1000, &v, &exp, &eb), KILN_OK);
+    assert_int_equal(lookup(fx->k, secret, &res, &retry, &eb), KILN_ERR_RATE_LIMITED);
+    assert_int_equal(retry, 1);
+    assert_int_equal(res.rl_reset_s, 1);
+    keys_record_clear(&rec);
+}
+
 static void test_keys_rate_windows(void **state)
 {
     struct fixture *fx = *state;
@@ -243,6 +273,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keys_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_rate_windows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_retry_never_beyond_the_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_env_usage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
