@@ -77,6 +77,7 @@ void services_pool_metrics(struct kiln_services *svc)
                               &seen->zyg_misses);
         services_counter_sync(m, METRIC_ZYGOTE_RESTARTS_TOTAL, NULL, zs.restarts,
                               &seen->zyg_restarts);
+        metrics_gauge_set(m, METRIC_ZYGOTE_PREPARED_READY, NULL, zs.prepared_ready);
     }
     pthread_mutex_unlock(&seen->mu);
 }

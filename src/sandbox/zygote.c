@@ -1655,6 +1655,8 @@ void zyg_get_stats(struct zyg_set *zs, struct zyg_stats *st)
             continue;
         pthread_mutex_lock(&z->mu);
         st->ready[k] = z->nready;
+        for (unsigned i = 0; i < z->nready; i++)
+            st->prepared_ready += z->ready[i]->full ? 1 : 0;
         st->running[k] = z->alive;
         if (z->alive)
             pid = z->pid;

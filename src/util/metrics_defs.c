@@ -68,6 +68,11 @@ const struct metric_def metrics_defs[METRIC__COUNT] = {
                                       METRIC_COUNTER,
                                       0,
                                       {0}},
+    [METRIC_ZYGOTE_PREPARED_READY] = {"kiln_zygote_prepared_ready",
+                                      "Prepared heavy Python sandboxes ready (PY_PREPARED_HEAVY)",
+                                      METRIC_GAUGE,
+                                      0,
+                                      {0}},
     [METRIC_SESSIONS] = {"kiln_sessions", "Live sessions", METRIC_GAUGE, 0, {0}},
     [METRIC_FILES_STORED] = {"kiln_files_stored", "Files stored", METRIC_GAUGE, 0, {0}},
     [METRIC_FILE_BYTES_STORED] =

@@ -5,6 +5,7 @@ program, it starts with no figure open and no state of the warm-up visible, and 
 answer as any other sandbox. Whether the program got a prepared child shows in its own memory:
 the warm-up's copies are private pages of its process before its first line runs."""
 import os
+import re
 
 import httpx
 import pytest
@@ -43,6 +44,8 @@ def test_prepared_heavy_child(kiln_server, prepared):
                       STATE_PERSISTENCE_ENABLED="false")
     with httpx.Client(base_url=srv.url, headers={"X-API-Key": API_KEY}, timeout=120) as c:
         wait_py_children_ready(c, timeout=240)
+        m = re.search(r"^kiln_zygote_prepared_ready (\d+)$", c.get("/metrics").text, re.M)
+        assert m and int(m.group(1)) == prepared, m
         r = run_job(c)
         lines = r["stdout"].splitlines()
         assert r["exit_code"] == 0 and r["stderr"] == "", r
