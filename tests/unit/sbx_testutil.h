@@ -8,16 +8,46 @@
 #define KILN_TESTS_SBX_TESTUTIL_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
 #include "sandbox/sbx_int.h"
+
+/* Take the first of `ranges` uid ranges of `slots` uids from `first` that no other run of the
+ * binary `name` holds, with a flock kept until exit (the fd stays open), into *base. Slot locks
+ * are host-wide (sandbox/slots.c), and two runs at once (two engineers' suites on this host,
+ * which is also when its load is high) once shared one fixed range: each took the other's
+ * slots, a run found none (KILN_ERR_UNAVAILABLE), and the leftover checks counted the other's
+ * sandboxes. Returns 0, or -1 when every range is held. */
+static inline int stu_take_uid_range(const char *name, unsigned first, unsigned ranges,
+                                     unsigned slots, unsigned *base)
+{
+    char path[128];
+    int fd;
+
+    mkdir(SBX_UID_LOCK_DIR, 0700);
+    for (unsigned k = 0; k < ranges; k++) {
+        snprintf(path, sizeof path, "%s/%s.range%u", SBX_UID_LOCK_DIR, name, k);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return -1;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            *base = first + k * slots;
+            return 0;
+        }
+        close(fd);
+    }
+    fprintf(stderr, "%s: all %u uid ranges are held by other runs\n", name, ranges);
+    return -1;
+}
 
 /* Make a run dir from tmpl (a mkdtemp template, rewritten in run_dir of size bytes; 0711 so that
  * the slot uids can traverse it) and a sandbox context over it in *ctx. 0, or -1 on error (said

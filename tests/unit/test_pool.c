@@ -45,38 +45,12 @@
 
 static char run_dir[64];
 static struct sbx_ctx *ctx;
-static unsigned uid_base; /* this process's range (take_uid_range) */
-
-/* Take the first uid range no other run of this binary holds, with a flock kept until exit.
- * Slot locks are host-wide (sandbox/slots.c), and two runs at once (two engineers' suites on
- * this host, which is also when its load is high) once shared one fixed range: each one's pools
- * and cold runs took the other's slots, a cold run found none (KILN_ERR_UNAVAILABLE), and the
- * leftover checks counted the other's sandboxes. Returns 0, or -1 when every range is held. */
-static int take_uid_range(void)
-{
-    char path[128];
-    int fd;
-
-    mkdir(SBX_UID_LOCK_DIR, 0700);
-    for (unsigned k = 0; k < UID_RANGES; k++) {
-        snprintf(path, sizeof path, "%s/test_pool.range%u", SBX_UID_LOCK_DIR, k);
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-            return -1;
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            uid_base = UID_FIRST + k * SLOTS; /* fd stays open: the lock lasts until exit */
-            return 0;
-        }
-        close(fd);
-    }
-    fprintf(stderr, "test_pool: all %u uid ranges are held by other runs\n", UID_RANGES);
-    return -1;
-}
+static unsigned uid_base; /* this process's range (stu_take_uid_range) */
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (take_uid_range() != 0)
+    if (stu_take_uid_range("test_pool", UID_FIRST, UID_RANGES, SLOTS, &uid_base) != 0)
         return -1;
     return stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-pool-test-XXXXXX", uid_base,
                          SLOTS);

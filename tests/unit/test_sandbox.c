@@ -25,10 +25,13 @@
 #include "sbx_testutil.h"
 
 /* Not the 200000 of kiln's default config: other kiln processes may run on this host. */
-#define UID_BASE 260000u
-#define SLOTS    4u
+/* UID_RANGES ranges of SLOTS uids from UID_FIRST, one per concurrent run (stu_take_uid_range) */
+#define UID_FIRST  260000u
+#define UID_RANGES 8u
+#define SLOTS      4u
 
 static char run_dir[64];
+static unsigned uid_base; /* this process's range (stu_take_uid_range) */
 static struct sbx_ctx *ctx;
 static const char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8",
                                   NULL};
@@ -36,7 +39,9 @@ static const char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tm
 static int group_setup(void **state)
 {
     (void)state;
-    return stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-sbx-test-XXXXXX", UID_BASE,
+    if (stu_take_uid_range("test_sandbox", UID_FIRST, UID_RANGES, SLOTS, &uid_base) != 0)
+        return -1;
+    return stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-sbx-test-XXXXXX", uid_base,
                          SLOTS);
 }
 
@@ -77,7 +82,7 @@ static void run_sh(const char *script, const struct sbx_limits *lim, struct sbx_
 
 static void assert_nothing_left(void)
 {
-    assert_int_equal(stu_count_slot_processes(UID_BASE, SLOTS, true), 0);
+    assert_int_equal(stu_count_slot_processes(uid_base, SLOTS, true), 0);
     assert_int_equal(stu_count_run_dir_mounts(run_dir), 0);
     assert_int_equal(stu_count_our_cgroups(ctx), 0);
 }
@@ -129,7 +134,7 @@ static void test_sandbox_runs_as_uid_1000_mapped_to_slot(void **state)
     assert_int_equal(r.status, SBX_OK);
     assert_int_equal(sscanf(r.out, "1000\n1000\n %u %u %u\n1000\n", &inner, &outer, &count), 3);
     assert_int_equal(inner, 1000);
-    assert_true(outer >= UID_BASE && outer < UID_BASE + SLOTS);
+    assert_true(outer >= uid_base && outer < uid_base + SLOTS);
     assert_int_equal(count, 1);
     sbx_result_clear(&r);
 }
@@ -548,7 +553,7 @@ static void test_sandbox_concurrent_runs_get_distinct_uids(void **state)
         pthread_join(th[i], NULL);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(p[i].status, SBX_OK);
-        assert_true(p[i].host_uid >= UID_BASE && p[i].host_uid < UID_BASE + SLOTS);
+        assert_true(p[i].host_uid >= uid_base && p[i].host_uid < uid_base + SLOTS);
     }
     assert_int_not_equal(p[0].host_uid, p[1].host_uid);
     assert_int_not_equal(p[0].host_uid, p[2].host_uid);

@@ -26,10 +26,13 @@
 #include "sandbox/zygote.h"
 
 /* Not kiln's 200000 nor test_sandbox's 260000: they may run at the same time on this host. */
-#define UID_BASE 282000u
-#define SLOTS    8u
+/* UID_RANGES ranges of SLOTS uids from UID_FIRST, one per concurrent run (stu_take_uid_range) */
+#define UID_FIRST  282000u
+#define UID_RANGES 8u
+#define SLOTS      8u
 
 static char run_dir[64];
+static unsigned uid_base; /* this process's range (stu_take_uid_range) */
 static struct sbx_ctx *ctx;
 static struct zyg_set *zs;
 static const char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
@@ -59,7 +62,9 @@ static void start_set(void)
 static int group_setup(void **state)
 {
     (void)state;
-    if (stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-zyg-test-XXXXXX", UID_BASE, SLOTS) <
+    if (stu_take_uid_range("test_zygote", UID_FIRST, UID_RANGES, SLOTS, &uid_base) != 0)
+        return -1;
+    if (stu_ctx_setup(&ctx, run_dir, sizeof run_dir, "/tmp/kiln-zyg-test-XXXXXX", uid_base, SLOTS) <
         0)
         return -1;
     start_set();
@@ -227,7 +232,7 @@ static void test_zygote_isolation(void **state)
     /* ... and the child's own uid_map names that host uid, as a cold sandbox's does. */
     snprintf(want, sizeof want, "uid_map ['1000', '%u', '1']\n", ws->slot.uid);
     assert_non_null(strstr(r.out, want));
-    assert_true(st.st_uid >= UID_BASE && st.st_uid < UID_BASE + SLOTS);
+    assert_true(st.st_uid >= uid_base && st.st_uid < uid_base + SLOTS);
     sbx_workspace_free(ws);
     sbx_result_clear(&r);
 }
@@ -445,11 +450,11 @@ static void test_zygote_stop_leaves_nothing(void **state)
 {
     (void)state;
 
-    assert_true(stu_count_slot_processes(UID_BASE, SLOTS, false) >
+    assert_true(stu_count_slot_processes(uid_base, SLOTS, false) >
                 0); /* the zygotes and their warm children */
     zyg_stop(zs);
     zs = NULL;
-    assert_int_equal(stu_count_slot_processes(UID_BASE, SLOTS, true), 0);
+    assert_int_equal(stu_count_slot_processes(uid_base, SLOTS, true), 0);
     assert_int_equal(stu_count_our_cgroups(ctx), 0);
     start_set();
 }
