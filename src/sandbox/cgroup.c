@@ -343,17 +343,19 @@ static int set_quota(const struct sbx_cg_host *cg, const struct sbx_cg_run *run,
     }
     if (dir == NULL)
         return 0;
-    if (quota > 0) {
-        /* v1 refuses (EINVAL) a quota above an ancestor's: kiln in a container with a CPU limit
-         * gets the container's, which binds the sandbox anyway */
-        long long ceiling = sbx_cg_v1_quota_ceiling(dir);
-        if (ceiling > 0 && quota > ceiling)
-            quota = ceiling < 1000 ? 1000 : ceiling;
-    }
     rc = cg_write(dir, "cpu.cfs_period_us", "100000");
     snprintf(val, sizeof val, "%lld", quota > 0 ? quota : -1);
     if (rc == 0)
         rc = cg_write(dir, "cpu.cfs_quota_us", val);
+    if (rc == -EINVAL && quota > 0) {
+        /* v1 refuses a quota above an ancestor's: kiln in a container with a CPU limit gets the
+         * container's, which binds the sandbox anyway (looked up only then: no reads per run) */
+        long long ceiling = sbx_cg_v1_quota_ceiling(dir);
+        if (ceiling > 0 && quota > ceiling) {
+            snprintf(val, sizeof val, "%lld", ceiling < 1000 ? 1000 : ceiling);
+            rc = cg_write(dir, "cpu.cfs_quota_us", val);
+        }
+    }
     return rc;
 }
 
