@@ -124,7 +124,7 @@ struct zygote {
     bool thread_started;
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
-    bool alive, ready_once;
+    bool alive;
     unsigned generation;
     unsigned launch_failures; /* in a row; zyg_wait_ready() gives up after ZYG_WAIT_FAILURES */
     pid_t pid;
@@ -828,7 +828,6 @@ static void *manager(void *arg)
         want = refill_wanted(z);
         if (!want && z->graveyard == NULL) {
             struct timespec ts;
-            z->ready_once = z->ready_once || z->nready + z->inflight >= zs->warm;
             pthread_cond_broadcast(&z->cv);
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 200 * 1000000L;
