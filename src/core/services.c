@@ -27,7 +27,8 @@
 struct services_pool_seen {
     pthread_mutex_t mu;
     unsigned long long hits[SERVICES_MAX_KINDS], misses[SERVICES_MAX_KINDS];
-    unsigned long long zyg_hits, zyg_misses, zyg_restarts;
+    unsigned long long early[SERVICES_MAX_KINDS];
+    unsigned long long zyg_hits, zyg_misses, zyg_restarts, zyg_early;
 };
 
 /* Add now - *seen to counter id (labels as metrics_add()), remember now. */
@@ -62,6 +63,7 @@ void services_pool_metrics(struct kiln_services *svc)
             metrics_gauge_set(m, METRIC_POOL_IDLE, lab, st.idle);
             services_counter_sync(m, METRIC_POOL_HITS_TOTAL, lab, st.hits, &seen->hits[i]);
             services_counter_sync(m, METRIC_POOL_MISSES_TOTAL, NULL, st.misses, &seen->misses[i]);
+            services_counter_sync(m, METRIC_EARLY_ANSWERS_TOTAL, lab, st.early, &seen->early[i]);
         }
     }
     if (svc->zyg != NULL) {
@@ -77,6 +79,7 @@ void services_pool_metrics(struct kiln_services *svc)
                               &seen->zyg_misses);
         services_counter_sync(m, METRIC_ZYGOTE_RESTARTS_TOTAL, NULL, zs.restarts,
                               &seen->zyg_restarts);
+        services_counter_sync(m, METRIC_EARLY_ANSWERS_TOTAL, lab, zs.early, &seen->zyg_early);
         metrics_gauge_set(m, METRIC_ZYGOTE_PREPARED_READY, NULL, zs.prepared_ready);
     }
     pthread_mutex_unlock(&seen->mu);

@@ -18,17 +18,21 @@
  * main module is loaded by node's own run_main (stack traces, require.main, process.argv
  * identical to `node code.js`). It removes itself, drops -r from execArgv (child_process.fork
  * must not inherit it) and from the module cache, and puts /dev/null on fd 0 as a cold run has
- * (the lowest free fd after closing 0 is 0). */
+ * (the lowest free fd after closing 0 is 0). At the natural end (the last 'exit' listener, no
+ * uncaught error: node prints that after the listeners) it reports the status to the
+ * supervisor — fchown of SBX_DONE_FD (sandbox/sbx_int.h), blocking while the supervisor answers
+ * from the frozen sandbox — and exits by itself only if that returns. */
 #define WARM_NODE_BOOT                                                                             \
     "'use strict';{const fs=require('fs');try{fs.unlinkSync(__filename)}catch(e){}"                \
     "delete require.cache[__filename];process.stdout;process.stderr;"                              \
     "const s=fs.readFileSync(0).toString('utf8');"                                                 \
     "fs.closeSync(0);fs.openSync('/dev/null','r');"                                                \
     "process.chdir('/mnt/data');process.argv.push(...(s.length?s.slice(0,-1).split('\\0'):[]));"   \
-    "process.execArgv.length=0;const re=process.reallyExit;let fatal=false;"                       \
+    "process.execArgv.length=0;const re=process.reallyExit,fc=fs.fchownSync;let fatal=false;"      \
     "process.on('uncaughtExceptionMonitor',()=>{fatal=true});"                                     \
-    "const x=()=>{const l=process.listeners('exit');"                                              \
-    "if(!fatal&&l[l.length-1]===x)re(process.exitCode||0)};process.on('exit',x);"                  \
+    "const x=()=>{const l=process.listeners('exit');if(!fatal&&l[l.length-1]===x){"                \
+    "const c=process.exitCode||0;try{fc(0x4b4c4e44,c&255,-1)}catch(e){}re(c)}};"                   \
+    "process.on('exit',x);"                                                                        \
     "process.on('beforeExit',()=>{process.removeListener('exit',x);process.on('exit',x)});}\n"
 
 /* php -r: $argv, $argc and the $_SERVER script names as `php code.php ARGS` sets them, then the

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -475,6 +476,66 @@ enum kiln_err sbx_cg_attach(const struct sbx_cg_run *run, pid_t pid, struct errb
 bool sbx_cg_kill(const struct sbx_cg_run *run)
 {
     return run->v2 != NULL && cg_write(run->v2, "cgroup.kill", "1") == 0;
+}
+
+bool sbx_cg_freeze(const struct sbx_cg_run *run, long long timeout_ms)
+{
+    char path[PATH_MAX], buf[256];
+    long long deadline = sbx_now_ms() + timeout_ms;
+    bool frozen = false;
+    int fd;
+
+    if (run->v2 == NULL || cg_write(run->v2, "cgroup.freeze", "1") < 0)
+        return false;
+    if ((size_t)snprintf(path, sizeof path, "%s/cgroup.events", run->v2) >= sizeof path)
+        return false;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    /* The kernel freezes the tasks asynchronously (each at its next return to user space) and
+     * says so in cgroup.events, which it notifies with POLLPRI; the short poll covers a missed
+     * notification. */
+    for (;;) {
+        struct pollfd pf = {fd, POLLPRI, 0};
+        long long left;
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n < 0)
+            break;
+        buf[n] = '\0';
+        if (strstr(buf, "frozen 1") != NULL) {
+            frozen = true;
+            break;
+        }
+        left = deadline - sbx_now_ms();
+        if (left <= 0)
+            break;
+        poll(&pf, 1, left < 2 ? (int)left : 2);
+    }
+    close(fd);
+    return frozen;
+}
+
+/* Lines of a v2 file (what 4 KiB holds, ~500: enough to tell one from a few); -1 when none. */
+static long long cg_count_lines(const struct sbx_cg_run *run, const char *file)
+{
+    char buf[4096];
+    long long n = 0;
+
+    if (run->v2 == NULL || cg_read(run->v2, file, buf, sizeof buf) < 0)
+        return -1;
+    for (const char *p = buf; *p != '\0'; p++)
+        n += *p == '\n';
+    return n;
+}
+
+long long sbx_cg_threads(const struct sbx_cg_run *run)
+{
+    return cg_count_lines(run, "cgroup.threads");
+}
+
+long long sbx_cg_procs(const struct sbx_cg_run *run)
+{
+    return cg_count_lines(run, "cgroup.procs");
 }
 
 long long sbx_cg_cpu_ns(const struct sbx_cg_run *run)

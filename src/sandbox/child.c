@@ -186,7 +186,7 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
     const struct sbx_step *step = &plan->job->steps[idx];
     bool last = idx + 1 == plan->job->nsteps;
     struct sock_fprog prog = {plan->ctx->bpf_len, plan->ctx->bpf};
-    int in, err, rep, rc, out = step->stdout_to_stderr ? plan->err_w : plan->out_w;
+    int in, err, rep, rc, ns, listener, out = step->stdout_to_stderr ? plan->err_w : plan->out_w;
     sigset_t none;
     struct sbx_plan p3;
 
@@ -206,12 +206,13 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
     out = fcntl(out, F_DUPFD_CLOEXEC, 10);
     err = fcntl(plan->err_w, F_DUPFD_CLOEXEC, 10);
     rep = fcntl(plan->report_w, F_DUPFD_CLOEXEC, 10);
+    ns = plan->send_notify ? fcntl(plan->notify_sock, F_DUPFD_CLOEXEC, 10) : -1;
     if (in < 0 || out < 0 || err < 0 || rep < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-        dup2(err, 2) < 0 || dup3(rep, 3, O_CLOEXEC) < 0)
+        dup2(err, 2) < 0 || dup3(rep, 3, O_CLOEXEC) < 0 || (ns >= 0 && dup3(ns, 4, O_CLOEXEC) < 0))
         goto fail_stdio;
-    /* Only 0, 1, 2 reach the program (3 is close-on-exec). From here on the report pipe is fd 3:
-     * its original number is closed. */
-    close_range(4, ~0U, 0);
+    /* Only 0, 1, 2 reach the program (3 and 4 are close-on-exec, 4 closed before it anyway).
+     * From here on the report pipe is fd 3: its original number is closed. */
+    close_range(ns >= 0 ? 5 : 4, ~0U, 0);
     p3 = *plan;
     p3.report_w = 3;
     plan = &p3;
@@ -223,11 +224,21 @@ static void __attribute__((noreturn)) run_step(const struct sbx_plan *plan, size
         _exit(127);
     }
     setpriority(PRIO_PROCESS, 0, 10);
-    /* seccomp last: everything above needed syscalls the filter denies or may deny. */
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
+    /* seccomp last: everything above needed syscalls the filter denies or may deny. A step
+     * that reports its end hands the filter's notification fd to the supervisor (fd 4). */
+    listener = ns >= 0 ? (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                      SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog)
+                       : -1;
+    if (listener < 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) {
         report(plan, SBX_REC_SETUP_FAIL, (int)idx, SBX_ST_SECCOMP, 0, errno);
         _exit(127);
     }
+    if (listener >= 0) {
+        sbx_send_fd(4, "N", 1, listener, MSG_DONTWAIT);
+        close(listener);
+    }
+    if (ns >= 0)
+        close(4);
     execve(step->argv[0], (char *const *)step->argv, (char *const *)plan->job->env);
     rc = errno;
     {
@@ -370,6 +381,72 @@ int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *st
         return -errno;
     *stage = SBX_ST_LANDLOCK;
     return sbx_landlock_apply_at(plan->ctx->landlock_abi, data_dir);
+}
+
+int sbx_send_fd(int sock, const void *buf, size_t len, int fd, int flags)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr mh = {0};
+    ssize_t n;
+
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (fd >= 0) {
+        struct cmsghdr *c;
+        memset(&cbuf, 0, sizeof cbuf);
+        mh.msg_control = cbuf.buf;
+        mh.msg_controllen = sizeof cbuf.buf;
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    do {
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : 0;
+}
+
+ssize_t sbx_recv_fds(int sock, void *buf, size_t len, int flags, int *fds, size_t max, size_t *nfds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {buf, len};
+    struct msghdr msg = {0};
+    ssize_t n;
+
+    *nfds = 0;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.buf;
+    msg.msg_controllen = sizeof cbuf.buf;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+            if (*nfds < max)
+                fds[(*nfds)++] = f;
+            else
+                close(f);
+        }
+    }
+    if (n > 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+        return -EMSGSIZE;
+    return n;
 }
 
 int sbx_net_up(void)

@@ -351,9 +351,26 @@ static int send_take(int sock, const struct sbx_take_msg *m, const int *fds, siz
     return n == (ssize_t)iov.iov_len ? 0 : -1;
 }
 
+/* The interpreter's filter's notification fd, sent over the take channel before its execve
+ * (child.c run_step); -1 when none came (no interpreter, or the kernel gave none). */
+static int recv_notify(int sock)
+{
+    char byte;
+    int fd = -1;
+    size_t nfds = 0;
+
+    if (sbx_recv_fds(sock, &byte, 1, MSG_DONTWAIT, &fd, 1, &nfds) < 0 || nfds == 0)
+        return -1;
+    if (!sbx_is_notify_fd(fd)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
                             const struct sbx_job *job, const char *const *interp_args, size_t nargs,
-                            struct sbx_result *res, struct errbuf *eb)
+                            struct sbx_result *res, struct sbx_parked **rest, struct errbuf *eb)
 {
     struct sbx_take_msg *m = xcalloc(1, sizeof *m);
     struct sbx_limits lim;
@@ -364,6 +381,8 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
     enum kiln_err err;
 
     memset(res, 0, sizeof *res);
+    if (rest != NULL)
+        *rest = NULL;
     sbx_limits_resolve(p->ctx, &job->limits, &lim);
     /* What was fixed at park time must match: /tmp and /dev/shm sizes. */
     if (lim.tmp_mb != p->lim.tmp_mb || job->ws != ws || ws == NULL) {
@@ -413,6 +432,7 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
         }
     }
     memset(&live, 0, sizeof live);
+    live.notify_fd = -1;
     live.t0_ms = sbx_now_ms();
     live.cpu_base_ns = p->cg_made ? sbx_cg_cpu_ns(&p->cg) : 0;
     if (live.cpu_base_ns < 0)
@@ -425,6 +445,8 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
     /* Committed: from here on it is this execution's sandbox. */
     close_fd(&fds[0]);
     close_fd(&fds[1]);
+    if (interp_args != NULL)
+        live.notify_fd = recv_notify(p->ctl);
     close_fd(&p->ctl);
     live.pidfd = p->pidfd;
     live.rep_r = p->rep_r;
@@ -435,6 +457,16 @@ enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
     p->pidfd = p->rep_r = p->out_r = p->err_r = -1;
     p->cg_made = false;
     err = sbx_live_supervise(p->ctx, &live, job, res, eb);
+    if (live.pidfd >= 0) {
+        /* answered from the frozen sandbox: what is left to kill and reap goes with p */
+        p->pidfd = live.pidfd;
+        p->cg = live.cg;
+        p->cg_made = live.cg_made;
+        if (rest != NULL) {
+            *rest = p;
+            p = NULL;
+        }
+    }
 out:
     close_fd(&fds[0]);
     close_fd(&fds[1]);

@@ -65,12 +65,14 @@ bool sbx_park_alive(struct sbx_parked *p);
 void sbx_park_free(struct sbx_parked *p);
 
 /* Hand the execution in: ws (with the sandbox's slot uid) bound at /mnt/data, then job run and
- * supervised like sbx_run(). interp_args/nargs non-NULL selects the interpreter mode. Consumes p
- * in every case (freed before return). KILN_ERR_UNAVAILABLE before anything was sent means the
- * caller may still run the job cold. */
+ * supervised like sbx_run(). interp_args/nargs non-NULL selects the interpreter mode. Consumes p:
+ * freed before return, except when the interpreter reported its end and the answer was made from
+ * the frozen sandbox (sbx_live_supervise()): then *rest gets it, for the caller to free with
+ * sbx_park_free() off the answer's path (rest NULL: freed here). KILN_ERR_UNAVAILABLE before
+ * anything was sent means the caller may still run the job cold. */
 enum kiln_err sbx_park_take(struct sbx_parked *p, struct sbx_workspace *ws,
                             const struct sbx_job *job, const char *const *interp_args, size_t nargs,
-                            struct sbx_result *res, struct errbuf *eb);
+                            struct sbx_result *res, struct sbx_parked **rest, struct errbuf *eb);
 
 /* workspace.c: a workspace on a slot the caller holds (borrowed: not released by free). */
 enum kiln_err sbx_workspace_new_on(struct sbx_ctx *ctx, long long size_mb,

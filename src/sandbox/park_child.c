@@ -44,8 +44,11 @@ static void __attribute__((noreturn)) start_interp(const struct sbx_plan *plan)
     ip.job = park->interp;
     ip.stdin_fd = park->interp_in[0];
     ip.park = NULL;
+    /* The take channel's other end is the supervisor's: the interpreter sends it its filter's
+     * notification fd there (SBX_DONE_FD) before the execve, long before any take. */
+    ip.send_notify = true;
+    ip.notify_sock = park->ctl_fd;
     close(park->interp_in[1]);
-    close(park->ctl_fd);
     rc = sbx_child_confine(&ip, "/mnt", &stage);
     if (rc < 0)
         park_fail(plan, stage, rc);
@@ -102,35 +105,7 @@ static bool same_inode(const struct stat *st, const struct sbx_take_msg *m)
 /* Receive the take. Returns the byte count, 0 on EOF (the pool destroys us), -errno. */
 static ssize_t recv_take(int sock, struct sbx_take_msg *m, int *fds, size_t *nfds)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
-        struct cmsghdr align;
-    } cbuf;
-    struct iovec iov = {m, sizeof *m};
-    struct msghdr msg = {0};
-    struct cmsghdr *c;
-    ssize_t n;
-
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.buf;
-    msg.msg_controllen = sizeof cbuf.buf;
-    do {
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    *nfds = 0;
-    for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k && *nfds < 2; i++)
-            memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    if (n > 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-        return -EMSGSIZE;
-    return n;
+    return sbx_recv_fds(sock, m, sizeof *m, 0, fds, 2, nfds);
 }
 
 /* Attach the workspace: the fd must be the inode the supervisor named, and /mnt/data must show

@@ -31,7 +31,7 @@ struct pool_kind {
     bool demanded; /* leased at least once (fills without warm-up start then) */
     unsigned fail_streak;
     long long paused_until_ms;
-    unsigned long long hits, misses, created, failed, recycled;
+    unsigned long long hits, misses, created, failed, recycled, early;
     long long create_ms_total;
 };
 
@@ -322,6 +322,7 @@ void sbx_pool_stats(struct sbx_pool *pool, size_t i, struct sbx_pool_stats *out)
     out->idle = pk->nidle;
     out->hits = pk->hits;
     out->misses = pk->misses;
+    out->early = pk->early;
     out->created = pk->created;
     out->failed = pk->failed;
     out->recycled = pk->recycled;
@@ -483,11 +484,14 @@ static enum kiln_err lease_run(struct sbx_lease *lease, const struct sbx_job *jo
 
         lease->parked = NULL;
         lease->used = true;
-        err = sbx_park_take(p, lease->ws, job, args, nargs, res, eb);
+        /* a sandbox answered before its teardown comes back: freed with the lease, which the
+         * caller frees off the answer's path */
+        err = sbx_park_take(p, lease->ws, job, args, nargs, res, &lease->parked, eb);
         if (err != KILN_ERR_UNAVAILABLE) {
             if (!err) {
                 pthread_mutex_lock(&pool->mu);
                 pk->hits++;
+                pk->early += lease->parked != NULL ? 1 : 0;
                 pk->fail_streak = 0;
                 pthread_mutex_unlock(&pool->mu);
                 lease->warm = true;

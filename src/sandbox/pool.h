@@ -63,6 +63,7 @@ struct sbx_pool_stats {
     unsigned idle;             /* parked now */
     unsigned long long hits;   /* leases served warm */
     unsigned long long misses; /* leases that went cold (empty pool, or job did not fit) */
+    unsigned long long early;  /* answered when the interpreter reported its end, frozen */
     unsigned long long created, failed, recycled;
     double create_ms_mean; /* mean time to build one parked sandbox */
 };

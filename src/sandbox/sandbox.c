@@ -207,6 +207,9 @@ static int make_stdin(const struct sbx_job *job)
 /* The state of one run as the loop sees it. */
 struct run {
     int pidfd, ep, wall_fd, tick_fd, rep_r;
+    int notify_fd; /* a parked interpreter's seccomp notifications (SBX_DONE_FD), or -1 */
+    bool frozen;   /* answered at the interpreter's report, the sandbox frozen, not yet dead */
+    bool reported; /* the step's status is the report's: later records do not change it */
     struct sbx_stream out, err;
     struct sbx_cg_run cg;
     bool cg_made;
@@ -243,6 +246,8 @@ static bool read_records(struct run *r)
             return n != 0;
         switch (rec.kind) {
         case SBX_REC_STEP_DONE:
+            if (r->reported)
+                break;
             r->last_step = rec;
             r->have_step = true;
             if (!WIFEXITED(rec.status) || WEXITSTATUS(rec.status) != 0)
@@ -262,7 +267,33 @@ static bool read_records(struct run *r)
     }
 }
 
-enum { TAG_PIDFD, TAG_OUT, TAG_ERR, TAG_REP, TAG_WALL, TAG_TICK, TAG_CANCEL };
+enum { TAG_PIDFD, TAG_OUT, TAG_ERR, TAG_REP, TAG_WALL, TAG_TICK, TAG_CANCEL, TAG_DONE };
+
+/* The interpreter (or anything in the sandbox) called fchown(SBX_DONE_FD, status, -1): as in
+ * zygote.c zrun_done(), believed only once the cgroup is frozen; answered from the frozen
+ * sandbox when nothing but init and the caller is left in it (the interpreter's own threads
+ * die with it), else killed and waited for as when the interpreter exits. The status is the
+ * reported one either way. A report that is not taken is refused and the caller goes on. */
+static void run_done(struct run *r)
+{
+    struct sbx_done d;
+
+    if (!sbx_done_recv(r->ep, r->notify_fd, &d))
+        return;
+    if (r->killed || r->reported || !r->cg_made) {
+        sbx_done_refuse(r->notify_fd, d.id);
+        return;
+    }
+    if (sbx_cg_freeze(&r->cg, SBX_FREEZE_MS) && sbx_cg_procs(&r->cg) == 2)
+        r->frozen = true;
+    else
+        kill_all(r);
+    memset(&r->last_step, 0, sizeof r->last_step);
+    r->last_step.kind = SBX_REC_STEP_DONE;
+    r->last_step.status = d.status << 8; /* as W_EXITCODE(status, 0) */
+    r->have_step = r->reported = true;
+    r->any_failed = d.status != 0;
+}
 
 static int ep_add(int ep, int fd, uint64_t tag)
 {
@@ -285,9 +316,10 @@ static enum kiln_err supervise(struct run *r, const struct sbx_job *job, struct 
         ep_add(r->ep, r->err.fd, TAG_ERR) < 0 || ep_add(r->ep, r->rep_r, TAG_REP) < 0 ||
         ep_add(r->ep, r->wall_fd, TAG_WALL) < 0 ||
         (r->tick_fd >= 0 && ep_add(r->ep, r->tick_fd, TAG_TICK) < 0) ||
-        (job->cancel_fd >= 0 && ep_add(r->ep, job->cancel_fd, TAG_CANCEL) < 0))
+        (job->cancel_fd >= 0 && ep_add(r->ep, job->cancel_fd, TAG_CANCEL) < 0) ||
+        (r->notify_fd >= 0 && ep_add(r->ep, r->notify_fd, TAG_DONE) < 0))
         return errbuf_set(eb, KILN_ERR_INTERNAL, "epoll_ctl: %s", strerror(errno));
-    while (!r->init_exited) {
+    while (!r->init_exited && !r->frozen) {
         int n = epoll_wait(r->ep, evs, 8, -1);
         if (n < 0 && errno == EINTR)
             continue;
@@ -335,6 +367,9 @@ static enum kiln_err supervise(struct run *r, const struct sbx_job *job, struct 
                 r->cancelled = true;
                 kill_all(r);
                 epoll_ctl(r->ep, EPOLL_CTL_DEL, job->cancel_fd, NULL);
+                break;
+            case TAG_DONE:
+                run_done(r);
                 break;
             default:
                 break;
@@ -404,7 +439,8 @@ static void classify(struct run *r, const struct sbx_limits *lim, long long oom_
 
 static void run_close(struct run *r)
 {
-    int fds[] = {r->pidfd, r->ep, r->wall_fd, r->tick_fd, r->rep_r, r->out.fd, r->err.fd};
+    int fds[] = {r->pidfd, r->ep,     r->wall_fd, r->tick_fd,
+                 r->rep_r, r->out.fd, r->err.fd,  r->notify_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -440,14 +476,19 @@ static enum kiln_err run_finish(struct run *r, const struct sbx_job *job,
     struct rusage ru;
     int status = 0;
 
+    memset(&ru, 0, sizeof ru);
     if (!err)
         err = supervise(r, job, eb);
     if (err)
         kill_all(r);
-    if (reap(r->pidfd, &status, &ru) < 0 && !err)
+    if (r->frozen && !r->killed) {
+        /* answered now; the caller kills and reaps (sbx_live_supervise) */
+    } else if (reap(r->pidfd, &status, &ru) < 0 && !err) {
         err = errbuf_set(eb, KILN_ERR_INTERNAL, "waitid: %s", strerror(errno));
+    }
     res->wall_ms = sbx_now_ms() - t0;
-    /* Every process of the sandbox is gone with init: take what is left in the pipes. */
+    /* Every process of the sandbox is gone with init, or frozen: take what is left in the
+     * pipes (non-blocking). */
     if (r->out.fd >= 0)
         sbx_stream_read(&r->out, -1);
     if (r->err.fd >= 0)
@@ -493,11 +534,12 @@ enum kiln_err sbx_live_supervise(const struct sbx_ctx *ctx, struct sbx_live *liv
     r.rep_r = live->rep_r;
     r.out.fd = live->out_r;
     r.err.fd = live->err_r;
+    r.notify_fd = live->notify_fd;
     r.ep = r.wall_fd = r.tick_fd = -1;
     r.cg = live->cg;
     r.cg_made = live->cg_made;
     r.cpu_base_ns = live->cpu_base_ns;
-    live->pidfd = live->rep_r = live->out_r = live->err_r = -1;
+    live->pidfd = live->rep_r = live->out_r = live->err_r = live->notify_fd = -1;
     live->cg_made = false;
     memset(&live->cg, 0, sizeof live->cg);
     live->cg.v2_fd = -1;
@@ -508,6 +550,14 @@ enum kiln_err sbx_live_supervise(const struct sbx_ctx *ctx, struct sbx_live *liv
     r.err.max = lim.stderr_max;
     err = run_timers(&r, &lim, eb);
     err = run_finish(&r, &job_copy, &lim, live->t0_ms, err, res, eb);
+    if (r.frozen && !r.killed) {
+        /* the frozen sandbox goes back to the caller, to be killed off the answer's path */
+        live->pidfd = r.pidfd;
+        live->cg = r.cg;
+        live->cg_made = r.cg_made;
+        r.pidfd = -1;
+        r.cg_made = false;
+    }
     run_close(&r);
     if (err)
         sbx_result_clear(res);
@@ -546,7 +596,7 @@ enum kiln_err sbx_run(struct sbx_ctx *ctx, const struct sbx_job *job, struct sbx
 
     memset(res, 0, sizeof *res);
     memset(&r, 0, sizeof r);
-    r.pidfd = r.ep = r.wall_fd = r.tick_fd = r.rep_r = r.out.fd = r.err.fd = -1;
+    r.pidfd = r.ep = r.wall_fd = r.tick_fd = r.rep_r = r.out.fd = r.err.fd = r.notify_fd = -1;
     r.cg.v2_fd = -1;
     err = check_job(job, eb);
     if (err)

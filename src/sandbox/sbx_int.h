@@ -127,6 +127,11 @@ struct sbx_plan {
     /* Parked sandboxes (park.c): non-NULL means build everything but /mnt/data's content,
      * then wait on park->ctl_fd for the take. */
     const struct sbx_park_plan *park;
+    /* A step that reports its end (a parked interpreter, SBX_DONE_FD): its filter is loaded
+     * with a notification fd, sent over notify_sock (SCM_RIGHTS) to the supervisor before the
+     * execve, both closed then. */
+    bool send_notify;
+    int notify_sock;
 };
 
 /* What init of a parked sandbox needs besides the plan (park.c, park_child.c). */
@@ -200,6 +205,15 @@ enum kiln_err sbx_cg_create(const struct sbx_cg_host *cg, unsigned long long seq
                             struct errbuf *eb);
 enum kiln_err sbx_cg_attach(const struct sbx_cg_run *run, pid_t pid, struct errbuf *eb);
 bool sbx_cg_kill(const struct sbx_cg_run *run);
+/* Freeze every task of the group (v2 cgroup.freeze) and wait up to timeout_ms for the kernel to
+ * report them frozen. false when there is no v2 group, or it did not freeze in time (the group
+ * may then be freezing still: kill it). A frozen group stays so until killed (cgroup.kill ends
+ * frozen tasks too) or removed. */
+bool sbx_cg_freeze(const struct sbx_cg_run *run, long long timeout_ms);
+/* How many threads the group's v2 cgroup holds (cgroup.threads), -1 when unknown. */
+long long sbx_cg_threads(const struct sbx_cg_run *run);
+/* How many processes the group's v2 cgroup holds (cgroup.procs), -1 when unknown. */
+long long sbx_cg_procs(const struct sbx_cg_run *run);
 long long sbx_cg_cpu_ns(const struct sbx_cg_run *run); /* -1 when unknown */
 void sbx_cg_stats(const struct sbx_cg_run *run, long long *peak_kb, long long *oom_kills);
 void sbx_cg_destroy(struct sbx_cg_run *run);
@@ -211,6 +225,39 @@ enum kiln_err sbx_cg_take_limits(const struct sbx_cg_host *cg, const struct sbx_
                                  const struct sbx_limits *lim, struct errbuf *eb);
 /* Remove the groups of dead kiln processes (names sbx-<pid>-<seq> whose pid is gone). */
 void sbx_cg_recover(const struct sbx_cg_host *cg);
+
+/* An fd number no process has ("KLND"): fchown(SBX_DONE_FD, status, -1) is how a sandbox's
+ * runner (a zygote child's zygote.py, a warm node's boot script) says the program has ended with
+ * exit status status — one call any language can make, blocking. The seccomp filter hands it to
+ * the supervisor (SCMP_ACT_NOTIFY; zygote.c zrun_done(), sandbox.c), which trusts it only after
+ * freezing the sandbox; where no supervisor listens (cold sandboxes) it fails with ENOSYS. */
+#define SBX_DONE_FD 0x4b4c4e44
+/* child.c (linked into the zygote's extension too): a message of len bytes over a socket with
+ * one fd alongside (fd -1: none); flags add to MSG_NOSIGNAL. 0 or -errno. Raw syscalls only. */
+int sbx_send_fd(int sock, const void *buf, size_t len, int fd, int flags);
+/* One message into buf (at most len bytes) and up to max of the fds that came with it (the rest
+ * closed; close-on-exec); flags add to MSG_CMSG_CLOEXEC. Bytes, 0 at EOF, -errno (-EMSGSIZE:
+ * truncated). */
+ssize_t sbx_recv_fds(int sock, void *buf, size_t len, int flags, int *fds, size_t max,
+                     size_t *nfds);
+
+/* True when fd is a seccomp filter's notification fd (the only fd a sandbox hands us). */
+bool sbx_is_notify_fd(int fd);
+/* How long a reporting sandbox may take to freeze (then it is killed instead). */
+#define SBX_FREEZE_MS 500
+/* One pending report of SBX_DONE_FD: the blocked call's id and the status it reported. */
+struct sbx_done {
+    uint64_t id;
+    int status; /* 0..255 */
+};
+/* Take one notification from a filter's notification fd, polled by epoll set ep: true = a report
+ * of the program's end (*d filled; the caller answers by freezing the sandbox, or refuses with
+ * sbx_done_refuse()); false = nothing to take, another call (refused here), or an fd done with
+ * (removed from ep). */
+bool sbx_done_recv(int ep, int notify_fd, struct sbx_done *d);
+/* Let the reporting call fail with EBADF (what fchown says of an fd nobody has): the runner then
+ * exits by itself. */
+void sbx_done_refuse(int notify_fd, uint64_t id);
 
 /* seccomp.c: compile the filter once into ctx->bpf. */
 enum kiln_err sbx_seccomp_build(struct sbx_ctx *ctx, struct errbuf *eb);
@@ -243,9 +290,13 @@ int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *st
 void sbx_park_child(const struct sbx_plan *plan) __attribute__((noreturn));
 
 /* sandbox.c, for park.c: supervise a sandbox whose init is already running the job. Takes over
- * live's fds and cgroups (closed and removed before it returns), fills res like sbx_run(). */
+ * live's fds and cgroups (closed and removed before it returns), fills res like sbx_run().
+ * Except when the interpreter reported its end and the sandbox was answered frozen (docs/
+ * zygote.md "The end of an execution"): then live->pidfd and live->cg (cg_made) are handed back
+ * still holding it, for the caller to kill, reap and remove off the answer's path. */
 struct sbx_live {
     int pidfd, rep_r, out_r, err_r;
+    int notify_fd;        /* the interpreter's seccomp notifications (SBX_DONE_FD), or -1 */
     struct sbx_cg_run cg; /* moved in; v2_fd -1 and paths NULL when none */
     bool cg_made;
     long long cpu_base_ns; /* cgroup CPU time spent before the execution began (parked) */

@@ -118,7 +118,8 @@ static int lift(int fd)
 }
 
 int sbx_zchild_enter(const struct zp_job *j, const struct sbx_zfds *fds,
-                     const struct sock_fprog *prog, int landlock_abi, int cap_last, int *stage)
+                     const struct sock_fprog *prog, int landlock_abi, int cap_last, int *stage,
+                     int *notify)
 {
     struct sbx_plan plan;
     char map[64];
@@ -204,7 +205,13 @@ int sbx_zchild_enter(const struct zp_job *j, const struct sbx_zfds *fds,
     setsid();
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* With a notification fd for the supervisor (SBX_DONE_FD: the program's end); where the
+     * kernel refuses one (a listener above us), without, and the child ends by exiting. */
     *stage = SBX_ST_SECCOMP;
+    *notify =
+        (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+    if (*notify >= 0)
+        return 0;
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0)
         return -errno;
     return 0;

@@ -21,8 +21,10 @@ int sbx_zchild_isolate(int *stage);
 
 /* When the job arrives: everything between "isolated" and the user's code (see zchild.c).
  * Consumes fds but chan. 0 or -errno with *stage set; on success seccomp is loaded and only
- * 0-2 and chan are open: the caller closes chan before any user code. */
+ * 0-2, chan and *notify are open: the caller hands *notify (the filter's notification fd, or -1
+ * where the kernel gave none) to the supervisor, then closes both before any user code. */
 int sbx_zchild_enter(const struct zp_job *j, const struct sbx_zfds *fds,
-                     const struct sock_fprog *prog, int landlock_abi, int cap_last, int *stage);
+                     const struct sock_fprog *prog, int landlock_abi, int cap_last, int *stage,
+                     int *notify);
 
 #endif

@@ -11,7 +11,9 @@
  *                                         (isolated, waiting), ZP_JOB (+ stdout, stderr,
  *                                         workspace tree, stdin), ZP_FAIL, ZP_STARTED (the
  *                                         point of no return: seccomp is on, the program
- *                                         runs next; before it a failure is retried cold)
+ *                                         runs next; before it a failure is retried cold;
+ *                                         + the filter's notification fd when the kernel gave
+ *                                         one: SBX_DONE_FD, sbx_int.h)
  *   zygote ──── chan ───► supervisor      ZP_EXIT (the child's wait status, after reaping it)
  *
  * The child closes its channel before any user code runs; the zygote keeps its own end only to

@@ -152,7 +152,7 @@ struct zyg_set {
     char *ext_dir, *python;
     char **env, **env_heavy; /* env_heavy: env plus malloc tuning and the prefault switch */
     atomic_bool stopping;
-    atomic_ullong forked, hits, misses, fallbacks, restarts;
+    atomic_ullong forked, hits, misses, fallbacks, restarts, early;
     struct zygote z[ZK__COUNT];
     bool have[ZK__COUNT];
 };
@@ -193,9 +193,10 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds, int n
 }
 
 /* Receive one header-sized message within timeout_ms; *pid gets the sender's pid when the
- * kernel attached credentials (SO_PASSCRED). 0 ok, -ETIMEDOUT, -EPIPE at EOF, -errno. Any
- * fd that arrives is closed: nothing from a child is trusted as an fd. */
-static int recv_hdr(int sock, struct zp_hdr *h, pid_t *pid, long long timeout_ms)
+ * kernel attached credentials (SO_PASSCRED). 0 ok, -ETIMEDOUT, -EPIPE at EOF, -errno. With fd,
+ * *fd gets the first fd that came along (-1: none) for the caller to check; every other fd is
+ * closed: nothing from a child is trusted as an fd unasked. */
+static int recv_hdr(int sock, struct zp_hdr *h, pid_t *pid, int *fd, long long timeout_ms)
 {
     char cbuf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 4)];
     struct iovec iov = {h, sizeof *h};
@@ -204,6 +205,8 @@ static int recv_hdr(int sock, struct zp_hdr *h, pid_t *pid, long long timeout_ms
     ssize_t n;
     int prc;
 
+    if (fd != NULL)
+        *fd = -1;
     do {
         prc = poll(&pf, 1, (int)timeout_ms);
     } while (prc < 0 && errno == EINTR);
@@ -234,7 +237,10 @@ static int recv_hdr(int sock, struct zp_hdr *h, pid_t *pid, long long timeout_ms
             for (int i = 0; i < k; i++) {
                 int f;
                 memcpy(&f, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof f);
-                close(f);
+                if (fd != NULL && *fd < 0)
+                    *fd = f;
+                else
+                    close(f);
             }
         }
     }
@@ -475,7 +481,7 @@ static enum kiln_err zygote_launch(struct zygote *z, struct errbuf *eb)
     /* Wait for READY in slices, so that zyg_stop() during a slow preload (seconds on a loaded
      * host) is not held up until the imports finish. */
     for (long long waited = 0;; waited += ZYG_READY_SLICE_MS) {
-        rc = recv_hdr(z->ctl, &h, NULL, ZYG_READY_SLICE_MS);
+        rc = recv_hdr(z->ctl, &h, NULL, NULL, ZYG_READY_SLICE_MS);
         if (rc != -ETIMEDOUT || waited >= ZYG_READY_MS || atomic_load(&z->set->stopping))
             break;
     }
@@ -599,7 +605,7 @@ static enum kiln_err child_fork(struct zygote *z, bool ahead, bool full, struct 
     /* HELLO carries the child's pid as we see it (the kernel translates it into our PID
      * namespace); the child is blocked and unreaped, so the pid cannot be recycled before we
      * hold a pidfd. */
-    rc = recv_hdr(c->chan, &h, &pid, ZYG_FORK_MS);
+    rc = recv_hdr(c->chan, &h, &pid, NULL, ZYG_FORK_MS);
     if (rc < 0 || h.kind != ZP_HELLO || pid <= 0) {
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "zygote fork failed (%s, stage %s: %s)",
                          rc < 0 ? strerror(-rc) : "no hello", sbx_stage_name(h.a), strerror(h.b));
@@ -619,7 +625,7 @@ static enum kiln_err child_fork(struct zygote *z, bool ahead, bool full, struct 
         err = errbuf_set(eb, KILN_ERR_IO, "cannot wake the zygote child");
         goto fail;
     }
-    rc = recv_hdr(c->chan, &h, NULL, ZYG_FORK_MS);
+    rc = recv_hdr(c->chan, &h, NULL, NULL, ZYG_FORK_MS);
     if (rc < 0 || h.kind != ZP_READY) {
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "zygote child setup failed while %s: %s",
                          rc < 0 ? "starting" : sbx_stage_name(h.a),
@@ -913,13 +919,15 @@ static int make_stdin(const struct sbx_job *job)
     return fd;
 }
 
-enum { T_PIDFD, T_OUT, T_ERR, T_CHAN, T_WALL, T_TICK, T_CANCEL };
+enum { T_PIDFD, T_OUT, T_ERR, T_CHAN, T_WALL, T_TICK, T_CANCEL, T_DONE };
 
 struct zrun {
     struct sbx_stream out, err;
     int ep, wall_fd, tick_fd;
+    int notify_fd; /* the child's seccomp notifications (SBX_DONE_FD), or -1 */
     bool dead, have_status, setup_failed, chan_eof, killed, started;
     bool wall_timeout, cpu_timeout, cancelled;
+    bool frozen; /* answered at SBX_DONE_FD: the child's cgroup is frozen, not yet dead */
     int status, fail_stage, fail_err;
 };
 
@@ -935,7 +943,7 @@ static void zrun_kill(struct zrun *r, struct zchild *c)
 static void zrun_chan(struct zrun *r, struct zchild *c)
 {
     struct zp_hdr h;
-    int rc = recv_hdr(c->chan, &h, NULL, 0);
+    int fd = -1, rc = recv_hdr(c->chan, &h, NULL, &fd, 0);
 
     if (rc == -EPIPE || (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT)) {
         r->chan_eof = true;
@@ -945,6 +953,17 @@ static void zrun_chan(struct zrun *r, struct zchild *c)
         return;
     if (h.kind == ZP_STARTED) {
         r->started = true;
+        if (fd >= 0 && r->notify_fd < 0 && sbx_is_notify_fd(fd)) {
+            /* the only fd a child may send: its filter's, with ZP_STARTED (our code still) */
+            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = T_DONE};
+            r->notify_fd = fd;
+            fd = -1;
+            fcntl(r->notify_fd, F_SETFL, O_NONBLOCK);
+            if (epoll_ctl(r->ep, EPOLL_CTL_ADD, r->notify_fd, &ev) < 0) {
+                close(r->notify_fd);
+                r->notify_fd = -1;
+            }
+        }
     } else if (h.kind == ZP_EXIT) {
         r->status = h.a;
         r->have_status = true;
@@ -953,6 +972,34 @@ static void zrun_chan(struct zrun *r, struct zchild *c)
         r->fail_stage = h.a;
         r->fail_err = h.b;
     }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* A process of the sandbox called fchown(SBX_DONE_FD, code, -1): the runner after the program,
+ * or the program itself — anything in the sandbox can, so it is only believed once the cgroup
+ * is frozen: from then on nothing of the sandbox runs, its output and workspace are final, and
+ * the answer need not wait for the child's teardown (child_bury kills the frozen group; the
+ * manager reaps it). Only a sandbox down to one thread, the caller, is answered so: one with
+ * processes or threads left is killed and waited for, as when the program exits. The status is
+ * code either way: a program that reports itself only ends earlier. A report that is not taken
+ * is refused and the child exits by itself. */
+static void zrun_done(struct zrun *r, struct zchild *c)
+{
+    struct sbx_done d;
+
+    if (!sbx_done_recv(r->ep, r->notify_fd, &d))
+        return;
+    if (r->killed || r->have_status) {
+        sbx_done_refuse(r->notify_fd, d.id);
+        return;
+    }
+    if (sbx_cg_freeze(&c->cg, SBX_FREEZE_MS) && sbx_cg_threads(&c->cg) == 1)
+        r->frozen = true;
+    else
+        zrun_kill(r, c);
+    r->status = d.status << 8; /* as W_EXITCODE(status, 0) */
+    r->have_status = true;
 }
 
 static int ep_add(int ep, int fd, uint64_t tag)
@@ -1023,7 +1070,7 @@ static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct 
     struct epoll_event evs[8];
 
     memset(&r, 0, sizeof r);
-    r.ep = r.wall_fd = r.tick_fd = r.out.fd = r.err.fd = -1;
+    r.ep = r.wall_fd = r.tick_fd = r.notify_fd = r.out.fd = r.err.fd = -1;
     sbx_limits_resolve(ctx, &job->limits, &lim);
     memset(&head, 0, sizeof head);
     head.h.kind = ZP_JOB;
@@ -1194,22 +1241,28 @@ static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct 
                 zrun_kill(&r, c);
                 epoll_ctl(r.ep, EPOLL_CTL_DEL, job->cancel_fd, NULL);
                 break;
+            case T_DONE:
+                zrun_done(&r, c);
+                break;
             default:
                 break;
             }
         }
     }
-    if (!r.dead) {
+    if (!r.dead && !r.frozen) {
         /* The status came first; the child may still be tearing down its namespace. */
         struct pollfd pf = {c->pidfd, POLLIN, 0};
         poll(&pf, 1, ZYG_EXIT_GRACE_MS);
     }
-    /* Every process of the child's PID namespace is gone with it: take what is left. */
+    /* Every process of the child's PID namespace is gone with it, or frozen: take what is
+     * left (the pipes are non-blocking). */
     if (r.out.fd >= 0)
         sbx_stream_read(&r.out, -1);
     if (r.err.fd >= 0)
         sbx_stream_read(&r.err, -1);
     res->wall_ms = now_ms() - t0;
+    if (r.frozen)
+        atomic_fetch_add(&zs->early, 1);
     if (!r.started && !r.cancelled) {
         /* No user code ran (a setup failure, or the zygote died under a child that had not
          * started): the cold path is safe and gives the real answer. */
@@ -1228,8 +1281,8 @@ static enum kiln_err child_run(struct zygote *z, struct zchild *c, const struct 
     sbx_stream_finish(&r.out, &res->out, &res->out_len, &res->out_truncated);
     sbx_stream_finish(&r.err, &res->err, &res->err_len, &res->err_truncated);
 out : {
-    int cl[] = {out_p[0], out_p[1],  err_p[0],  err_p[1], tree,    in,
-                r.ep,     r.wall_fd, r.tick_fd, r.out.fd, r.err.fd};
+    int cl[] = {out_p[0], out_p[1],  err_p[0],  err_p[1], tree,     in,
+                r.ep,     r.wall_fd, r.tick_fd, r.out.fd, r.err.fd, r.notify_fd};
     for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++)
         if (cl[i] >= 0)
             close(cl[i]);
@@ -1645,6 +1698,7 @@ void zyg_get_stats(struct zyg_set *zs, struct zyg_stats *st)
     st->hits = atomic_load(&zs->hits);
     st->misses = atomic_load(&zs->misses);
     st->fallbacks = atomic_load(&zs->fallbacks);
+    st->early = atomic_load(&zs->early);
     st->restarts = atomic_load(&zs->restarts);
     for (int k = 0; k < ZK__COUNT; k++) {
         struct zygote *z = &zs->z[k];

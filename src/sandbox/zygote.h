@@ -48,6 +48,7 @@ struct zyg_stats {
     unsigned long long misses;    /* executions that had to wait for a fork */
     unsigned long long fallbacks; /* executions sent to the cold path */
     unsigned long long restarts;  /* zygotes restarted after dying */
+    unsigned long long early;     /* answered at the program's end, before the teardown */
     unsigned ready[2];            /* children waiting now: [0] light, [1] heavy */
     unsigned prepared_ready;      /* of the heavy ones, prepared (PY_PREPARED_HEAVY) */
     long long rss_kb[2];          /* zygote RSS (VmRSS), -1 when not running */

@@ -33,6 +33,7 @@ enum metric_id {
     METRIC_POOL_MISSES_TOTAL,       /* counter */
     METRIC_ZYGOTE_RESTARTS_TOTAL,   /* counter */
     METRIC_ZYGOTE_PREPARED_READY,   /* gauge */
+    METRIC_EARLY_ANSWERS_TOTAL,     /* counter */
     METRIC_SESSIONS,                /* gauge */
     METRIC_FILES_STORED,            /* gauge */
     METRIC_FILE_BYTES_STORED,       /* gauge */

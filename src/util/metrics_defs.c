@@ -73,6 +73,12 @@ const struct metric_def metrics_defs[METRIC__COUNT] = {
                                       METRIC_GAUGE,
                                       0,
                                       {0}},
+    [METRIC_EARLY_ANSWERS_TOTAL] = {"kiln_early_answers_total",
+                                    "Executions answered when the program ended, from the frozen "
+                                    "sandbox, before its teardown",
+                                    METRIC_COUNTER,
+                                    1,
+                                    {METRIC_LABEL_LANGUAGE}},
     [METRIC_SESSIONS] = {"kiln_sessions", "Live sessions", METRIC_GAUGE, 0, {0}},
     [METRIC_FILES_STORED] = {"kiln_files_stored", "Files stored", METRIC_GAUGE, 0, {0}},
     [METRIC_FILE_BYTES_STORED] =

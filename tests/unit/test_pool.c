@@ -292,7 +292,7 @@ static void test_pool_parked_sandbox_holds_no_user_data(void **state)
     /* The slot moves to the workspace's holder (here: the test) before the take. */
     struct sbx_slot slot = p->slot;
     p->slot.lock_fd = -1;
-    assert_int_equal(sbx_park_take(p, ws, &job, NULL, 0, &res, &eb), KILN_OK);
+    assert_int_equal(sbx_park_take(p, ws, &job, NULL, 0, &res, NULL, &eb), KILN_OK);
     assert_string_equal(res.out, "secret.txt\n");
     assert_int_equal(res.status, SBX_OK);
     sbx_result_clear(&res);
@@ -310,13 +310,6 @@ static void test_pool_take_checks_the_workspace_inode(void **state)
     struct errbuf eb = {{0}};
     struct stat st;
     struct sbx_rec rec = {0};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
-    struct iovec iov;
-    struct msghdr msg = {0};
-    struct cmsghdr *c;
     struct pollfd pfd;
     int treefd;
     (void)state;
@@ -338,19 +331,8 @@ static void test_pool_take_checks_the_workspace_inode(void **state)
     m->file_size_bytes = 1 << 20;
     m->open_files = 64;
     m->nproc = 64;
-    iov.iov_base = m;
-    iov.iov_len = offsetof(struct sbx_take_msg, blob) + m->blob_len;
-    memset(&cbuf, 0, sizeof cbuf);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.buf;
-    msg.msg_controllen = sizeof cbuf.buf;
-    c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &treefd, sizeof(int));
-    assert_int_equal(sendmsg(p->ctl, &msg, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+    assert_int_equal(
+        sbx_send_fd(p->ctl, m, offsetof(struct sbx_take_msg, blob) + m->blob_len, treefd, 0), 0);
     close(treefd);
     pfd.fd = p->rep_r;
     pfd.events = POLLIN;

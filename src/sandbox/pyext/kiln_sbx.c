@@ -46,36 +46,10 @@ struct zstate {
 /* One message and up to MAX_FDS fds; returns bytes, 0 at EOF, -errno. */
 static ssize_t recv_msg(int fd, void *buf, size_t size, int *fds, int *nfds)
 {
-    char cbuf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-    struct iovec iov = {buf, size};
-    struct msghdr mh = {0};
-    ssize_t n;
+    size_t k = 0;
+    ssize_t n = sbx_recv_fds(fd, buf, size, 0, fds, MAX_FDS, &k);
 
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof cbuf;
-    *nfds = 0;
-    do {
-        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            for (int i = 0; i < k; i++) {
-                int f;
-                memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-                if (*nfds < MAX_FDS)
-                    fds[(*nfds)++] = f;
-                else
-                    close(f);
-            }
-        }
-    }
-    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-        return -EMSGSIZE;
+    *nfds = (int)k;
     return n;
 }
 
@@ -162,7 +136,7 @@ static PyObject *child_main(struct zstate *z, int chan, bool rehearse, bool full
     struct zp_job j;
     struct sbx_zfds zf = {-1, -1, -1, -1, chan};
     struct sock_fprog prog = {z->bpf_len, z->bpf};
-    int fds[MAX_FDS], nfds, stage = SBX_ST_SYNC, rc, k = 0;
+    int fds[MAX_FDS], nfds, stage = SBX_ST_SYNC, rc, k = 0, notify = -1;
     ssize_t n;
     PyObject *argv = NULL, *env = NULL, *res = NULL;
     const char *p, *end;
@@ -246,12 +220,17 @@ static PyObject *child_main(struct zstate *z, int chan, bool rehearse, bool full
             alen += strlen(a + alen) + 1;
         set_cmdline(a, alen);
     }
-    rc = sbx_zchild_enter(&j, &zf, &prog, z->landlock_abi, z->cap_last, &stage);
+    rc = sbx_zchild_enter(&j, &zf, &prog, z->landlock_abi, z->cap_last, &stage, &notify);
     if (rc < 0)
         child_fail(chan, stage, rc);
-    /* The point of no return; the channel closes before any user code (the zygote reports
-     * how we end on its own end). */
-    send_hdr(chan, ZP_STARTED, 0, 0);
+    /* The point of no return; the channel and the notification fd (the supervisor's now) close
+     * before any user code (the zygote reports how we end on its own end). */
+    {
+        struct zp_hdr started = {ZP_STARTED, 0, 0};
+        sbx_send_fd(chan, &started, sizeof started, notify, 0);
+    }
+    if (notify >= 0)
+        close(notify);
     close(chan);
     res = Py_BuildValue("{s:N,s:N}", "argv", argv, "env", env);
     return res;
@@ -394,6 +373,7 @@ static PyObject *serve(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+
     {"serve", serve, METH_VARARGS,
      "serve(ctl_fd, prepare=None): the zygote's loop; returns only in a forked child, with its "
      "job. prepare() is called in each child once it is isolated, before it reports ready."},

@@ -187,7 +187,22 @@ def _reseed():
 
 
 def _run(job):
-    os._exit(_execute(job))
+    """Run the job, tell the supervisor the program has ended and wait there to be frozen and
+    killed (fchown of SBX_DONE_FD, an fd nobody has: the seccomp filter hands the call to the
+    supervisor, src/sandbox/sbx_int.h): the answer no longer waits for this process to tear
+    down its memory (~4 ms for a bare interpreter here). Exit by ourselves when it returns."""
+    code = _execute(job) & 0xFF
+    try:
+        _fchown(_DONE_FD, code, -1)
+    except BaseException:
+        pass
+    _exit(code)
+
+
+# Taken before any user code: a program that rebinds os.fchown or os._exit does not change how
+# its execution ends.
+_fchown, _exit = os.fchown, os._exit
+_DONE_FD = 0x4B4C4E44  # sbx_int.h SBX_DONE_FD
 
 
 def _execute(job):
