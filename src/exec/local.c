@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blob/blob.h"
@@ -43,6 +44,7 @@ static const char *const local_skip_dirs[] = {
 struct local_done {
     struct sbx_workspace *ws; /* or */
     struct sbx_lease *lease;
+    struct timespec due; /* not freed before (CLOCK_REALTIME; SBX_SETTLE_MS after the run) */
     struct local_done *next;
 };
 
@@ -56,7 +58,7 @@ struct local_exec {
      * here): done after the answer, by one thread started on first use. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct local_done *done;
+    struct local_done *done, *done_tail; /* oldest first */
     bool freer_started, closing;
     pthread_t freer;
 };
@@ -423,13 +425,22 @@ static void *local_freer(void *arg)
     pthread_mutex_lock(&le->mu);
     for (;;) {
         struct local_done *d = le->done;
+        struct timespec now;
         if (d == NULL) {
             if (le->closing)
                 break;
             pthread_cond_wait(&le->cv, &le->mu);
             continue;
         }
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (!le->closing && (now.tv_sec < d->due.tv_sec ||
+                             (now.tv_sec == d->due.tv_sec && now.tv_nsec < d->due.tv_nsec))) {
+            pthread_cond_timedwait(&le->cv, &le->mu, &d->due);
+            continue;
+        }
         le->done = d->next;
+        if (le->done == NULL)
+            le->done_tail = NULL;
         pthread_mutex_unlock(&le->mu);
         if (d->lease != NULL)
             sbx_lease_free(d->lease); /* the workspace with it */
@@ -457,8 +468,15 @@ static void local_dispose(struct local_exec *le, struct sbx_workspace *ws, struc
         d = xcalloc(1, sizeof *d);
         d->ws = ws;
         d->lease = lease;
-        d->next = le->done;
-        le->done = d;
+        clock_gettime(CLOCK_REALTIME, &d->due);
+        d->due.tv_nsec += SBX_SETTLE_MS * 1000000L;
+        d->due.tv_sec += d->due.tv_nsec / 1000000000L;
+        d->due.tv_nsec %= 1000000000L;
+        if (le->done_tail != NULL)
+            le->done_tail->next = d;
+        else
+            le->done = d;
+        le->done_tail = d;
         pthread_cond_signal(&le->cv);
         ws = NULL;
         lease = NULL;

@@ -42,6 +42,7 @@ struct sbx_pool {
     bool warmup, exhaustion_trigger, enabled;
     unsigned batch, replenish_ms, max_total, total; /* total: parked + being built */
     unsigned inflight;                              /* sbx_lease_run() calls running */
+    long long last_end_ms;                          /* when the last one ended (sbx_now_ms()) */
     long long max_idle_ms;
     pthread_mutex_t mu;
     pthread_cond_t wake, changed;
@@ -125,22 +126,25 @@ static void pool_check(struct sbx_pool *pool)
     }
 }
 
-/* Wait (at most POOL_DEFER_MS) until no execution runs. Called locked. */
+/* Wait until no execution runs (at most POOL_DEFER_MS), then until the last one's answer is
+ * out (SBX_SETTLE_MS after it ended). Called locked. */
 static void pool_defer(struct sbx_pool *pool)
 {
-    struct timespec until;
+    long long start = sbx_now_ms();
 
-    if (pool->inflight == 0)
-        return;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += POOL_DEFER_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    while (!pool->stop) {
+        long long until =
+            pool->inflight > 0 ? start + POOL_DEFER_MS : pool->last_end_ms + SBX_SETTLE_MS;
+        long long left = until - sbx_now_ms();
+        struct timespec ts;
+        if (left <= 0)
+            return;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += left * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&pool->wake, &pool->mu, &ts);
     }
-    while (pool->inflight > 0 && !pool->stop &&
-           pthread_cond_timedwait(&pool->wake, &pool->mu, &until) != ETIMEDOUT)
-        ;
 }
 
 /* One refill round: up to batch new sandboxes per kind that is short. Called locked. */
@@ -465,6 +469,7 @@ enum kiln_err sbx_lease_run(struct sbx_lease *lease, const struct sbx_job *job,
     err = lease_run(lease, job, res, eb);
     pthread_mutex_lock(&pool->mu);
     pool->inflight--;
+    pool->last_end_ms = sbx_now_ms();
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mu);
     return err;

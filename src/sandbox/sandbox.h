@@ -128,6 +128,12 @@ struct sbx_job {
 };
 
 /* What happened. Buffers are owned by the result; free with sbx_result_clear(). */
+/* After an execution's answer, how long the work it leaves behind waits — killing and reaping
+ * its sandbox, building the next warm one —, so that it does not compete for the CPUs with the
+ * answer's last steps (the output files, the HTTP reply). Measured on this 2-CPU host: a paced
+ * js console.log(1) 18-21 ms without, 10-12 ms with 30 ms (bench/README.md, stop 11). */
+#define SBX_SETTLE_MS 20
+
 struct sbx_result {
     enum sbx_status status;
     int exit_code; /* of the last step run; -1 when killed by a signal */

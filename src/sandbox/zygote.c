@@ -112,6 +112,7 @@ struct zchild {
     struct sbx_cg_run cg;
     struct sbx_limits cg_lim; /* what its cgroups were created with */
     bool full;                /* forked with ZP_FORK_FULL (the libraries exercised too) */
+    long long buried_ms;      /* when it went to the graveyard */
     struct zchild *next;      /* in the graveyard */
 };
 
@@ -532,14 +533,13 @@ static void child_discard(struct zchild *c)
     free(c);
 }
 
-/* After a run: kill what is left and hand the child to the manager, which removes its cgroups
- * (rmdir of a v1 memory group waits for the kernel to finish with the dead tasks): the caller
- * has its result at once. */
+/* After a run: hand the child to the manager, which kills what is left SBX_SETTLE_MS later
+ * (a frozen child costs nothing meanwhile; its teardown would compete with the answer's last
+ * steps) and removes its cgroups (rmdir of a v1 memory group waits for the kernel to finish
+ * with the dead tasks): the caller has its result at once. */
 static void child_bury(struct zygote *z, struct zchild *c)
 {
-    sbx_cg_kill(&c->cg);
-    if (c->pidfd >= 0)
-        syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+    c->buried_ms = now_ms();
     pthread_mutex_lock(&z->mu);
     c->next = z->graveyard;
     z->graveyard = c;
@@ -547,18 +547,41 @@ static void child_bury(struct zygote *z, struct zchild *c)
     pthread_mutex_unlock(&z->mu);
 }
 
-static void empty_graveyard(struct zygote *z)
+/* Under z->mu: ms until the graveyard's next child is due (0: now), -1 when it is empty. */
+static long long graveyard_due_ms(const struct zygote *z)
 {
-    struct zchild *c;
+    long long due = -1, now = now_ms();
+
+    for (const struct zchild *c = z->graveyard; c != NULL; c = c->next) {
+        long long left = c->buried_ms + SBX_SETTLE_MS - now;
+        left = left < 0 ? 0 : left;
+        if (due < 0 || left < due)
+            due = left;
+    }
+    return due;
+}
+
+/* Discard the children buried SBX_SETTLE_MS ago or earlier (all: every one). */
+static void empty_graveyard(struct zygote *z, bool all)
+{
+    struct zchild *c, *keep = NULL, *due = NULL;
+    long long now = now_ms();
 
     pthread_mutex_lock(&z->mu);
     c = z->graveyard;
-    z->graveyard = NULL;
-    pthread_mutex_unlock(&z->mu);
     while (c != NULL) {
         struct zchild *next = c->next;
-        child_discard(c);
+        struct zchild **to = all || now - c->buried_ms >= SBX_SETTLE_MS ? &due : &keep;
+        c->next = *to;
+        *to = c;
         c = next;
+    }
+    z->graveyard = keep;
+    pthread_mutex_unlock(&z->mu);
+    while (due != NULL) {
+        struct zchild *next = due->next;
+        child_discard(due);
+        due = next;
     }
 }
 
@@ -699,7 +722,8 @@ static bool refill_wanted(const struct zygote *z)
 {
     unsigned n = z->nready + z->inflight;
 
-    return n < z->set->warm && (z->running == 0 || n == 0);
+    return n < z->set->warm &&
+           (n == 0 || (z->running == 0 && now_ms() - z->last_use_ms >= SBX_SETTLE_MS));
 }
 
 /* Under z->mu: whether the next child forked ahead is to be a full one (PY_PREPARED_HEAVY). */
@@ -791,9 +815,10 @@ static void *manager(void *arg)
 
     while (!atomic_load(&zs->stopping)) {
         struct errbuf eb = {{0}};
+        long long due;
         bool want;
 
-        empty_graveyard(z);
+        empty_graveyard(z, false);
         if (!z->alive) {
             if (backoff > 0) {
                 struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000};
@@ -832,15 +857,20 @@ static void *manager(void *arg)
             }
         }
         want = refill_wanted(z);
-        if (!want && z->graveyard == NULL) {
+        due = graveyard_due_ms(z);
+        if (!want && due != 0) {
+            /* wake for the next due burial, or when a refill's settling time is over */
+            long long wait = 200, settle = z->last_use_ms + SBX_SETTLE_MS - now_ms();
             struct timespec ts;
+            if (due > 0 && due < wait)
+                wait = due;
+            if (settle > 0 && settle < wait)
+                wait = settle;
             pthread_cond_broadcast(&z->cv);
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            ts.tv_nsec += wait * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
             if (!atomic_load(&zs->stopping))
                 pthread_cond_timedwait(&z->cv, &z->mu, &ts);
             pthread_mutex_unlock(&z->mu);
@@ -855,7 +885,7 @@ static void *manager(void *arg)
         refill_one(z);
     }
     drop_ready(z);
-    empty_graveyard(z);
+    empty_graveyard(z, true);
     if (z->pidfd >= 0 || z->cg_made)
         zygote_cleanup(z);
     return NULL;
@@ -1655,7 +1685,7 @@ void zyg_stop(struct zyg_set *zs)
             pthread_join(z->thread, NULL);
         if (z->thread_started)
             drop_ready(z); /* a refiller may have parked one after the manager's last drop */
-        empty_graveyard(z);
+        empty_graveyard(z, true);
         free(z->ready);
         free(z->argv_buf);
         pthread_mutex_destroy(&z->mu);
