@@ -640,9 +640,11 @@ static bool es_runner_notes(const char *json, struct exec_response *resp, char *
 /* After the run: store what the runner captured (validated: it comes from the sandbox) and
  * report the session's state as it now is. A state that cannot be stored is a note, never a
  * failed execution. An unchanged state (the runner's word; a false claim can only cost the
- * session its own update) is kept without writing: loaded is what was restored. */
-static void es_state_after(struct kiln_services *svc, const char *sid, struct exec_result *res,
-                           const struct state_info *loaded, struct exec_response *resp)
+ * session its own update) is kept without writing: loaded is what was restored. created: this
+ * request made sid, so the save has no earlier copy to replace (state_save_fd()'s fresh). */
+static void es_state_after(struct kiln_services *svc, const char *sid, bool created,
+                           struct exec_result *res, const struct state_info *loaded,
+                           struct exec_response *resp)
 {
     struct state_info info = {0};
     struct errbuf seb;
@@ -652,7 +654,7 @@ static void es_state_after(struct kiln_services *svc, const char *sid, struct ex
 
     errbuf_clear(&seb);
     if (res->state_out_is_fd)
-        rc = state_save_fd(svc, sid, res->state_out_fd, modules, &info, &seb);
+        rc = state_save_fd(svc, sid, res->state_out_fd, modules, created, &info, &seb);
     else if (res->state_out != NULL)
         rc = state_save(svc, sid, res->state_out, res->state_out_len, &info, &seb);
     else if (unchanged && loaded->exists)
@@ -903,7 +905,7 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     if (state_note != NULL)
         es_note(resp, state_note);
     if (with_state)
-        es_state_after(svc, session.id, &res, &state_loaded, resp);
+        es_state_after(svc, session.id, created, &res, &state_loaded, resp);
 out:
     if (entered)
         gate_leave(svc->gate, gate_now_ms() - started);
