@@ -489,15 +489,16 @@ struct es_keys {
 
 static enum kiln_err es_keys_make(struct es_keys *k, const char *sid, size_t n, struct errbuf *eb)
 {
+    enum kiln_err rc;
+
     k->ids = xcalloc(n + 1, sizeof *k->ids);
     k->keys = xcalloc(n + 1, sizeof *k->keys);
-    for (size_t i = 0; i < n; i++) {
-        enum kiln_err rc = ids_new(k->ids[i], eb);
-        if (rc)
-            return rc;
+    rc = ids_new_many(k->ids, n, eb);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
         k->keys[i] = xasprintf("%s/%s", sid, k->ids[i]);
-        k->n = i + 1;
-    }
+    k->n = n;
     return KILN_OK;
 }
 
