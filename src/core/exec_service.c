@@ -31,8 +31,9 @@
  * The gate also keeps the threads admitted requests run on (exec_gate_spawn()): a thread per
  * request cost ~0.1-0.4 ms of every /exec here (clone, then a first-touch fault on each stack
  * page and an madvise of the stack at exit, on a guest where each fault costs 10-25 us), so a
- * thread that finished a job waits for the next one. Every job holds a reserved place, so
- * there are never more threads than places; at most max_running of them stay idle. */
+ * thread that finished a job waits for the next one. Every API job holds a reserved place and
+ * may start one short job of its own (es_insert_start()), so there are never more than twice
+ * as many threads as places; at most max_running of them stay idle. */
 struct gate_job {
     void (*fn)(void *arg);
     void *arg;
@@ -167,16 +168,22 @@ enum kiln_err exec_gate_spawn(struct exec_gate *g, void (*fn)(void *arg), void *
         pthread_attr_destroy(&attr);
         if (err == 0) {
             g->threads++;
-        } else if (g->threads == 0) {
-            /* nobody would ever take it: take it back (the only job: threads leave only when
-             * the list is empty) */
-            g->head = g->tail = NULL;
-            g->pending = 0;
+        } else {
+            /* take it back (the tail; not waiting for a busy thread: its job may be the one
+             * waiting for this) */
+            struct gate_job *prev = NULL;
+            for (struct gate_job *k = g->head; k != j; k = k->next)
+                prev = k;
+            if (prev != NULL)
+                prev->next = NULL;
+            else
+                g->head = NULL;
+            g->tail = prev;
+            g->pending--;
             free(j);
             rc = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "cannot start an execution thread: %s",
                             strerror(err));
         }
-        /* else: a running thread takes it when its current job ends */
     }
     pthread_mutex_unlock(&g->mu);
     return rc;
@@ -754,6 +761,68 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
                             struct exec_response *resp, struct exec_error_info *info,
                             struct errbuf *eb, long long *ran_ms);
 
+/* The row of a session made for an execution, stored by a thread of the gate's while the
+ * program runs (it took ~0.15 ms of every such /exec before the run): nothing refers to it
+ * before the run is over, and es_run() waits for it before storing outputs or answering. */
+struct es_insert {
+    struct kiln_services *svc;
+    const struct store_session *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, done;
+    enum kiln_err rc;
+    struct errbuf eb;
+};
+
+static void es_insert_job(void *arg)
+{
+    struct es_insert *ins = arg;
+    struct errbuf eb;
+    enum kiln_err rc;
+
+    errbuf_clear(&eb);
+    rc = sessions_insert(ins->svc, ins->s, &eb);
+    pthread_mutex_lock(&ins->mu);
+    ins->rc = rc;
+    ins->eb = eb;
+    ins->done = true;
+    pthread_cond_signal(&ins->cv);
+    pthread_mutex_unlock(&ins->mu); /* ins may be gone from here on */
+}
+
+/* Start storing s; inline when no thread can be had. */
+static void es_insert_start(struct es_insert *ins, struct kiln_services *svc,
+                            const struct store_session *s)
+{
+    ins->svc = svc;
+    ins->s = s;
+    pthread_mutex_init(&ins->mu, NULL);
+    pthread_cond_init(&ins->cv, NULL);
+    ins->started = true;
+    if (exec_gate_spawn(svc->gate, es_insert_job, ins, NULL) != KILN_OK)
+        es_insert_job(ins);
+}
+
+/* Wait for the insert (once; a no-op when none was started): its result, its message in eb. */
+static enum kiln_err es_insert_wait(struct es_insert *ins, struct errbuf *eb)
+{
+    enum kiln_err rc;
+
+    if (!ins->started)
+        return KILN_OK;
+    pthread_mutex_lock(&ins->mu);
+    while (!ins->done)
+        pthread_cond_wait(&ins->cv, &ins->mu);
+    pthread_mutex_unlock(&ins->mu);
+    pthread_cond_destroy(&ins->cv);
+    pthread_mutex_destroy(&ins->mu);
+    ins->started = false;
+    rc = ins->rc;
+    if (rc && eb != NULL)
+        *eb = ins->eb;
+    return rc;
+}
+
 void exec_service_count_refusal(struct kiln_services *svc, const char *lang)
 {
     const struct lang *l = lang != NULL ? lang_find(lang) : NULL;
@@ -800,7 +869,8 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     size_t nrecs = 0;
     const char **ref_sids = NULL;
     long long timeout_ms, waited = 0, started;
-    bool created = false, entered = false, with_state;
+    bool created = false, entered = false, inserted = false, with_state;
+    struct es_insert ins = {0};
     void *state_in = NULL;
     size_t state_in_len = 0;
     int state_in_fd = -1;
@@ -825,9 +895,11 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     for (size_t i = 0; i < req->nfiles; i++)
         ref_sids[i] = req->files[i].session_id;
     rc = sessions_choose(svc, req->user_id, req->entity_id, req->session_id, ref_sids, req->nfiles,
-                         &session, &created, eb);
+                         false, &session, &created, eb);
     if (rc)
         goto out;
+    if (created)
+        es_insert_start(&ins, svc, &session);
     if (!created && req->session_id != NULL && strcmp(session.id, req->session_id) == 0) {
         rc = es_add_session_files(svc, session.id, &x, eb);
         if (rc)
@@ -885,6 +957,16 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
     entered = false;
     if (rc)
         goto out;
+    if (created) {
+        rc = es_insert_wait(&ins, eb);
+        inserted = rc == KILN_OK;
+        if (rc) {
+            /* no row for the outputs' records: their bytes go */
+            for (size_t i = 0; i < res.noutputs; i++)
+                svc->blob->ops->remove(svc->blob, keys.keys[res.outputs[i].key_index], NULL);
+            goto out;
+        }
+    }
 
     rc = es_store_outputs(svc, session.id, &x, &keys, &res, &recs, &nrecs, eb);
     if (rc)
@@ -910,8 +992,10 @@ static enum kiln_err es_run(struct kiln_services *svc, const struct exec_request
 out:
     if (entered)
         gate_leave(svc->gate, gate_now_ms() - started);
+    if (ins.started)
+        inserted = es_insert_wait(&ins, NULL) == KILN_OK;
     /* a session made for a request that then failed before running holds nothing: drop it */
-    if (rc && created && session.id[0] != '\0' && res.noutputs == 0)
+    if (rc && created && inserted && res.noutputs == 0)
         sessions_delete(svc, session.id, NULL);
     store_files_free(recs, nrecs);
     exec_result_clear(&res);

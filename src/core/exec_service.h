@@ -129,9 +129,10 @@ enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, s
 void exec_gate_release(struct exec_gate *g);
 
 /* Run fn(arg) on a thread of the gate's: an idle one from an earlier job when there is one,
- * else a new one (detached; at most max_running idle ones are kept for the next jobs). For a
- * holder of a reserved place, whose fn ends with exec_gate_release(). KILN_ERR_UNAVAILABLE when
- * no thread can be had (fn is then not called; the caller still owns arg and its place). */
+ * else a new one (detached; at most max_running idle ones are kept for the next jobs); fn starts
+ * at once, never behind a busy thread. For a holder of a reserved place, whose fn ends with
+ * exec_gate_release() (and exec_service_run()'s own short jobs). KILN_ERR_UNAVAILABLE when no
+ * thread can be had (fn is then not called; the caller still owns arg and its place). */
 enum kiln_err exec_gate_spawn(struct exec_gate *g, void (*fn)(void *arg), void *arg,
                               struct errbuf *eb);
 

@@ -209,6 +209,7 @@ static void test_exec_lang_case_insensitive_timeout_clamped_stdout_newline(void 
     struct exec_response resp;
     struct exec_error_info info;
     struct exec_request r = req_of("PY", "print(1)");
+    struct store_session made = {0};
     struct errbuf eb = {{0}};
 
     fx->fe.stdout_text = "1";
@@ -219,6 +220,9 @@ static void test_exec_lang_case_insensitive_timeout_clamped_stdout_newline(void 
     assert_string_equal(resp.stdout_text, "1\n");
     assert_string_equal(resp.status, "ok");
     assert_true(ids_valid(resp.session_id));
+    /* the new session's row (stored while the program ran) is there when the answer is */
+    assert_int_equal(sessions_get(&fx->svc, NULL, resp.session_id, &made, &eb), KILN_OK);
+    store_session_clear(&made);
     exec_response_clear(&resp);
     r.timeout_ms = 2500;
     assert_int_equal(exec_service_run(&fx->svc, &r, &resp, &info, &eb), KILN_OK);
