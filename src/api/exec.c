@@ -1,10 +1,10 @@
 /* POST /exec: parse the body, validate on the poll thread (400 with details), reserve a place in
  * the execution gate (429 with Retry-After when MAX_CONCURRENT_EXECUTIONS +
- * MAX_QUEUED_EXECUTIONS are held), then defer the answer and run on a thread of its own that
- * waits in the gate, runs through core/exec_service and completes the deferred handle. The
+ * MAX_QUEUED_EXECUTIONS are held), then defer the answer and run on a thread of the gate's
+ * (exec_gate_spawn(): reused from an earlier request when one is idle) that waits in the gate,
+ * runs through core/exec_service and completes the deferred handle. The
  * request's cancel fd goes to the executor: a client that disconnects kills its sandbox. */
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +192,7 @@ static json_t *api_exec_result(const struct exec_response *r)
     return o;
 }
 
-static void *api_exec_thread(void *arg)
+static void api_exec_thread(void *arg)
 {
     struct api_exec_job *j = arg;
     struct exec_gate *gate;
@@ -220,7 +220,6 @@ static void *api_exec_thread(void *arg)
     api_exec_job_free(j);
     /* last: after this the services may be closed (shutdown waits for the release) */
     exec_gate_release(gate);
-    return NULL;
 }
 
 static void api_exec(struct http_req *req)
@@ -233,8 +232,6 @@ static void api_exec(struct http_req *req)
     struct errbuf eb;
     const char *user;
     long long retry = 1;
-    pthread_attr_t attr;
-    pthread_t t;
     enum kiln_err rc;
 
     errbuf_clear(&eb);
@@ -263,16 +260,11 @@ static void api_exec(struct http_req *req)
         goto fail;
     }
     j->d = http_req_defer(req, NULL, NULL);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, api_exec_thread, j) != 0) {
-        pthread_attr_destroy(&attr);
-        http_deferred_reply_error(j->d, KILN_ERR_UNAVAILABLE, "cannot start an execution thread");
+    if (exec_gate_spawn(svc->gate, api_exec_thread, j, &eb) != KILN_OK) {
+        http_deferred_reply_error(j->d, KILN_ERR_UNAVAILABLE, eb.msg);
         exec_gate_release(svc->gate);
         api_exec_job_free(j);
-        return;
     }
-    pthread_attr_destroy(&attr);
     return;
 fail:
     api_exec_job_free(j);

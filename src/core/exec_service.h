@@ -128,10 +128,22 @@ struct exec_gate *exec_gate_new(long long max_running, long long max_queued);
 enum kiln_err exec_gate_reserve(struct exec_gate *g, long long *retry_after_s, struct errbuf *eb);
 void exec_gate_release(struct exec_gate *g);
 
+/* Run fn(arg) on a thread of the gate's: an idle one from an earlier job when there is one,
+ * else a new one (detached; at most max_running idle ones are kept for the next jobs); fn starts
+ * at once, never behind a busy thread. For a holder of a reserved place, whose fn ends with
+ * exec_gate_release() (and exec_service_run()'s own short jobs). KILN_ERR_UNAVAILABLE when no
+ * thread can be had (fn is then not called; the caller still owns arg and its place). */
+enum kiln_err exec_gate_spawn(struct exec_gate *g, void (*fn)(void *arg), void *arg,
+                              struct errbuf *eb);
+
+/* Threads of exec_gate_spawn() waiting for a job right now (tests, diagnostics). */
+long long exec_gate_idle_threads(struct exec_gate *g);
+
 /* Wait until every reserved place is released (shutdown, before services_close()). */
 void exec_gate_wait_idle(struct exec_gate *g);
 
-/* NULL is a no-op. No execution may be inside the gate. */
+/* NULL is a no-op. No execution may be inside the gate. Waits for the threads of
+ * exec_gate_spawn() to leave (a job still handed over runs first). */
 void exec_gate_free(struct exec_gate *g);
 
 /* Executions running and waiting right now (for /metrics and health). */

@@ -8,24 +8,38 @@
 static const char ids_alphabet[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
+/* Ids drawn per getrandom(2) call: 12 * 21 = 252 bytes, under the 256 that a call returns
+ * whole once the pool is initialised. */
+#define IDS_BATCH 12
+
+enum kiln_err ids_new_many(char (*out)[IDS_BUF], size_t n, struct errbuf *eb)
+{
+    unsigned char raw[IDS_BATCH * IDS_LEN];
+
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < IDS_BATCH ? n - done : IDS_BATCH, want = k * IDS_LEN, got = 0;
+
+        while (got < want) {
+            ssize_t r = getrandom(raw + got, want - got, 0);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                return errbuf_set(eb, KILN_ERR_IO, "getrandom: %s", strerror(errno));
+            }
+            got += (size_t)r;
+        }
+        for (size_t i = 0; i < k; i++, done++) {
+            for (size_t c = 0; c < IDS_LEN; c++)
+                out[done][c] = ids_alphabet[raw[i * IDS_LEN + c] & 63u];
+            out[done][IDS_LEN] = '\0';
+        }
+    }
+    return KILN_OK;
+}
+
 enum kiln_err ids_new(char out[IDS_BUF], struct errbuf *eb)
 {
-    unsigned char raw[IDS_LEN];
-    size_t got = 0;
-
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errbuf_set(eb, KILN_ERR_IO, "getrandom: %s", strerror(errno));
-        }
-        got += (size_t)n;
-    }
-    for (size_t i = 0; i < IDS_LEN; i++)
-        out[i] = ids_alphabet[raw[i] & 63u];
-    out[IDS_LEN] = '\0';
-    return KILN_OK;
+    return ids_new_many((char(*)[IDS_BUF])out, 1, eb);
 }
 
 static bool ids_char_ok(unsigned char c)

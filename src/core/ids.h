@@ -23,6 +23,10 @@
  * entropy per id). Fails only when the kernel CSPRNG does (KILN_ERR_IO). */
 enum kiln_err ids_new(char out[IDS_BUF], struct errbuf *eb);
 
+/* n ids as ids_new() makes them, into out[0..n-1], with one getrandom(2) call per 12 (an
+ * execution draws MAX_OUTPUT_FILES output ids up front). */
+enum kiln_err ids_new_many(char (*out)[IDS_BUF], size_t n, struct errbuf *eb);
+
 /* True when s is exactly IDS_LEN characters of the alphabet (s may be NULL → false). */
 bool ids_valid(const char *s);
 

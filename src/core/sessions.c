@@ -48,12 +48,9 @@ static void sessions_drop_bytes(struct kiln_services *svc, char **keys, size_t n
         svc->blob->ops->remove(svc->blob, keys[i], NULL);
 }
 
-enum kiln_err sessions_create(struct kiln_services *svc, const char *user, const char *entity,
-                              struct store_session *out, struct errbuf *eb)
+enum kiln_err sessions_prepare(struct kiln_services *svc, const char *user, const char *entity,
+                               struct store_session *out, struct errbuf *eb)
 {
-    struct store_session s = {0};
-    char **evicted = NULL;
-    size_t nevicted = 0;
     long long now = services_now_ms(svc);
     enum kiln_err rc;
 
@@ -62,31 +59,50 @@ enum kiln_err sessions_create(struct kiln_services *svc, const char *user, const
         return rc;
     if (user != NULL && strlen(user) > STORE_MAX_USER)
         return errbuf_set(eb, KILN_ERR_INVALID, "user_id must be at most %d bytes", STORE_MAX_USER);
+    rc = ids_new(out->id, eb);
+    if (rc)
+        return rc;
+    out->user_id = xstrdup(user != NULL ? user : "");
+    out->entity_id = xstrdup(entity != NULL ? entity : "");
+    out->created_ms = now;
+    out->active_ms = now;
+    out->expires_ms = sessions_expiry(svc, now);
+    return KILN_OK;
+}
+
+enum kiln_err sessions_insert(struct kiln_services *svc, const struct store_session *s,
+                              struct errbuf *eb)
+{
+    char **evicted = NULL;
+    size_t nevicted = 0;
+    enum kiln_err rc = svc->store->ops->session_create(
+        svc->store, s, svc->cfg->max_sessions_per_entity, &evicted, &nevicted, eb);
+
+    sessions_drop_bytes(svc, evicted, nevicted);
+    store_strings_free(evicted, nevicted);
+    return rc;
+}
+
+enum kiln_err sessions_create(struct kiln_services *svc, const char *user, const char *entity,
+                              struct store_session *out, struct errbuf *eb)
+{
+    struct store_session s = {0};
+    enum kiln_err rc = KILN_OK;
+
     /* a collision of two 126-bit ids is practically impossible; retry once anyway */
     for (int attempt = 0; attempt < 2; attempt++) {
-        rc = ids_new(s.id, eb);
-        if (rc)
-            return rc;
-        s.user_id = (char *)(user != NULL ? user : "");
-        s.entity_id = (char *)(entity != NULL ? entity : "");
-        s.created_ms = now;
-        s.active_ms = now;
-        s.expires_ms = sessions_expiry(svc, now);
-        rc = svc->store->ops->session_create(svc->store, &s, svc->cfg->max_sessions_per_entity,
-                                             &evicted, &nevicted, eb);
+        store_session_clear(&s);
+        rc = sessions_prepare(svc, user, entity, &s, eb);
+        if (rc == KILN_OK)
+            rc = sessions_insert(svc, &s, eb);
         if (rc != KILN_ERR_CONFLICT)
             break;
     }
-    sessions_drop_bytes(svc, evicted, nevicted);
-    store_strings_free(evicted, nevicted);
-    if (rc)
+    if (rc) {
+        store_session_clear(&s);
         return rc;
-    memcpy(out->id, s.id, IDS_BUF);
-    out->user_id = xstrdup(s.user_id);
-    out->entity_id = xstrdup(s.entity_id);
-    out->created_ms = s.created_ms;
-    out->active_ms = s.active_ms;
-    out->expires_ms = s.expires_ms;
+    }
+    *out = s;
     return KILN_OK;
 }
 
@@ -118,7 +134,8 @@ enum kiln_err sessions_touch(struct kiln_services *svc, const char *sid, struct 
 
 enum kiln_err sessions_choose(struct kiln_services *svc, const char *user, const char *entity,
                               const char *explicit_sid, const char *const *ref_sids, size_t nrefs,
-                              struct store_session *out, bool *created, struct errbuf *eb)
+                              bool insert, struct store_session *out, bool *created,
+                              struct errbuf *eb)
 {
     enum kiln_err rc;
 
@@ -136,7 +153,8 @@ enum kiln_err sessions_choose(struct kiln_services *svc, const char *user, const
             return rc;
     }
     *created = true;
-    return sessions_create(svc, user, entity, out, eb);
+    return insert ? sessions_create(svc, user, entity, out, eb)
+                  : sessions_prepare(svc, user, entity, out, eb);
 }
 
 enum kiln_err sessions_delete(struct kiln_services *svc, const char *sid, struct errbuf *eb)

@@ -37,6 +37,16 @@ bool sessions_visible(const struct store_session *s, const char *user);
 enum kiln_err sessions_create(struct kiln_services *svc, const char *user, const char *entity,
                               struct store_session *out, struct errbuf *eb);
 
+/* sessions_create() in two steps, for a caller that needs the id before the row: prepare fills
+ * *out (zeroed by the caller; clears with store_session_clear()) with a fresh id and the
+ * fields, checking user and entity, without touching the store; insert then stores it
+ * (KILN_ERR_CONFLICT if the id is taken, practically never), with MAX_SESSIONS_PER_ENTITY's
+ * eviction. */
+enum kiln_err sessions_prepare(struct kiln_services *svc, const char *user, const char *entity,
+                               struct store_session *out, struct errbuf *eb);
+enum kiln_err sessions_insert(struct kiln_services *svc, const struct store_session *s,
+                              struct errbuf *eb);
+
 /* The session sid if it exists and user may see it, else KILN_ERR_NOT_FOUND (also for a
  * malformed id). Caller clears *out. */
 enum kiln_err sessions_get(struct kiln_services *svc, const char *user, const char *sid,
@@ -47,11 +57,13 @@ enum kiln_err sessions_touch(struct kiln_services *svc, const char *sid, struct 
 
 /* The session an execution uses, by the contract's rules, first match wins: explicit_sid if it
  * exists and is visible to user → the first of ref_sids (nrefs ids from the request's file refs)
- * that exists and is visible → a new session for user and entity. *created says which.
- * Caller clears *out. */
+ * that exists and is visible → a new session for user and entity. *created says which; a new
+ * one is stored unless !insert, when it is only prepared (sessions_prepare()) and the caller
+ * stores it with sessions_insert() before anything refers to it. Caller clears *out. */
 enum kiln_err sessions_choose(struct kiln_services *svc, const char *user, const char *entity,
                               const char *explicit_sid, const char *const *ref_sids, size_t nrefs,
-                              struct store_session *out, bool *created, struct errbuf *eb);
+                              bool insert, struct store_session *out, bool *created,
+                              struct errbuf *eb);
 
 /* Delete a session: its records first, then its bytes (a crash in between leaves only
  * unreferenced bytes, removed by sessions_recover()). KILN_ERR_NOT_FOUND when gone. */

@@ -793,10 +793,11 @@ static void state_info_saved(struct kiln_services *svc, struct state_info *info,
     state_info_hot(svc, info, (long long)len, sum, now);
 }
 
-/* A blob of at most STATE_INLINE_MAX bytes: one store row (sha256 hex + blob) and its meta. */
+/* A blob of at most STATE_INLINE_MAX bytes: one store row (sha256 hex + blob) and its meta,
+ * written in one transaction. fresh: sid has no other copy to remove (see state_save_fd()). */
 static enum kiln_err state_save_inline(struct kiln_services *svc, const char *sid, const void *blob,
-                                       size_t len, const char *modules, struct state_info *info,
-                                       struct errbuf *eb)
+                                       size_t len, const char *modules, bool fresh,
+                                       struct state_info *info, struct errbuf *eb)
 {
     long long now = services_now_ms(svc), ttl = svc->cfg->state_ttl_seconds * 1000;
     char sum[SHA256_HEX_BUF];
@@ -812,14 +813,16 @@ static enum kiln_err state_save_inline(struct kiln_services *svc, const char *si
     memcpy(val, sum, STATE_HDR);
     memcpy(val + STATE_HDR, blob, len);
     state_meta_format(meta, sizeof meta, len, sum, false, modules);
+    struct store_kv kv[2] = {{.ns = STATE_NS, .key = sid, .val = val, .len = STATE_HDR + len},
+                             {.ns = STATE_NS_META, .key = sid, .val = meta, .len = strlen(meta)}};
     state_lock(svc);
-    rc = svc->store->ops->kv_set(svc->store, STATE_NS, sid, val, STATE_HDR + len, now, ttl, eb);
-    if (rc == KILN_OK)
-        rc = svc->store->ops->kv_set(svc->store, STATE_NS_META, sid, meta, strlen(meta), now, ttl,
-                                     eb);
+    rc = svc->store->ops->kv_set_many(svc->store, kv, 2, now, ttl, eb);
     if (rc == KILN_OK) {
-        state_drop_hot_bytes(svc, sid); /* a previous state too large for a row */
-        state_drop_archive(svc, sid);   /* stale now: must never come back after the hot expires */
+        if (!fresh) {
+            state_drop_hot_bytes(svc, sid); /* a previous state too large for a row */
+            state_drop_archive(svc,
+                               sid); /* stale now: must never come back after the hot expires */
+        }
     } else {
         state_drop_hot(svc, sid);
     }
@@ -850,7 +853,7 @@ static ssize_t state_pread(int fd, void *buf, size_t len, size_t off, enum kiln_
  * "statehot/<sid>" (committed without fsync: docs/state.md "Durability"), then the metadata. */
 static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
                                      const unsigned char *pre, size_t prelen, int fd,
-                                     const char *modules, struct state_info *info,
+                                     const char *modules, bool fresh, struct state_info *info,
                                      struct errbuf *eb)
 {
     long long now = services_now_ms(svc), ttl = svc->cfg->state_ttl_seconds * 1000;
@@ -904,8 +907,10 @@ static enum kiln_err state_save_blob(struct kiln_services *svc, const char *sid,
                                      eb);
     if (rc == KILN_OK) {
         int f = -1;
-        svc->store->ops->kv_delete(svc->store, STATE_NS, sid, NULL); /* a previous inline one */
-        state_drop_archive(svc, sid);
+        if (!fresh) {
+            svc->store->ops->kv_delete(svc->store, STATE_NS, sid, NULL); /* a previous inline one */
+            state_drop_archive(svc, sid);
+        }
         /* hashed on the way in: the next load need not hash it again */
         if (svc->blob->ops->open_fd != NULL &&
             svc->blob->ops->open_fd(svc->blob, key, &f, NULL, NULL) == KILN_OK) {
@@ -934,11 +939,11 @@ static enum kiln_err state_save_mods(struct kiln_services *svc, const char *sid,
     if (!ids_valid(sid))
         return errbuf_set(eb, KILN_ERR_NOT_FOUND, "No such session");
     if (len <= STATE_INLINE_MAX)
-        return state_save_inline(svc, sid, blob, len, modules, info, eb);
+        return state_save_inline(svc, sid, blob, len, modules, false, info, eb);
     if (len > state_max_blob(svc))
         return errbuf_set(eb, KILN_ERR_TOO_LARGE, "state exceeds STATE_MAX_SIZE_MB (%zu MB)",
                           state_max_raw(svc) / (size_t)MIB);
-    return state_save_blob(svc, sid, blob, len, -1, modules, info, eb);
+    return state_save_blob(svc, sid, blob, len, -1, modules, false, info, eb);
 }
 
 enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void *blob, size_t len,
@@ -948,7 +953,7 @@ enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void 
 }
 
 enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, const char *modules,
-                            struct state_info *info, struct errbuf *eb)
+                            bool fresh, struct state_info *info, struct errbuf *eb)
 {
     unsigned char *head = xmalloc(STATE_INLINE_MAX + 1);
     size_t got = 0;
@@ -966,8 +971,9 @@ enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, 
         got += (size_t)n;
     }
     if (rc == KILN_OK)
-        rc = got <= STATE_INLINE_MAX ? state_save_inline(svc, sid, head, got, modules, info, eb)
-                                     : state_save_blob(svc, sid, head, got, fd, modules, info, eb);
+        rc = got <= STATE_INLINE_MAX
+                 ? state_save_inline(svc, sid, head, got, modules, fresh, info, eb)
+                 : state_save_blob(svc, sid, head, got, fd, modules, fresh, info, eb);
     free(head);
     return rc;
 }

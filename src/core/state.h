@@ -92,9 +92,11 @@ enum kiln_err state_save(struct kiln_services *svc, const char *sid, const void 
 /* state_save() of the bytes of fd (borrowed; read with pread from offset 0 to its end, at most
  * STATE_MAX_SIZE_MB plus the lz4 overhead): a large state streams through one buffer into the
  * blob store, validated and hashed on the way, never held whole in memory. modules (may be
- * NULL: unknown; else state_modules_ok()) is recorded for struct state_info. */
+ * NULL: unknown; else state_modules_ok()) is recorded for struct state_info. fresh: sid was
+ * created by the caller's own request, so no other copy of its state (inline, blob, archive)
+ * can exist and none is looked for or removed; false whenever that is not certain. */
 enum kiln_err state_save_fd(struct kiln_services *svc, const char *sid, int fd, const char *modules,
-                            struct state_info *info, struct errbuf *eb);
+                            bool fresh, struct state_info *info, struct errbuf *eb);
 
 /* True when modules is a list state_save_fd() records: at most STATE_MODULES_BUF - 1 chars of
  * comma-separated names of [A-Za-z0-9_] ("" = none). */

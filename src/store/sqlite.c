@@ -394,6 +394,7 @@ static const struct store_ops sq_ops = {
     .file_purge_pending = sq_file_purge_pending,
     .blob_key_referenced = sq_blob_key_referenced,
     .kv_set = sq_kv_set,
+    .kv_set_many = sq_kv_set_many,
     .kv_get = sq_kv_get,
     .kv_delete = sq_kv_delete,
     .kv_incr = sq_kv_incr,

@@ -166,6 +166,8 @@ enum kiln_err sq_blob_key_referenced(struct store *st, const char *key, bool *ou
 enum kiln_err sq_kv_set(struct store *st, const char *ns, const char *key, const void *val,
                         size_t len, long long now_ms, long long ttl_ms, struct errbuf *eb);
 
+enum kiln_err sq_kv_set_many(struct store *st, const struct store_kv *kv, size_t n,
+                             long long now_ms, long long ttl_ms, struct errbuf *eb);
 enum kiln_err sq_kv_get(struct store *st, const char *ns, const char *key, long long now_ms,
                         void **val, size_t *len, long long *updated_ms, struct errbuf *eb);
 

@@ -5,20 +5,46 @@
 #include "store/sqlite_int.h"
 #include "util/xmalloc.h"
 
+/* Upsert one entry; the caller holds s->mu. */
+static enum kiln_err sq_kv_put(struct sq_store *s, const struct store_kv *kv, long long now_ms,
+                               long long ttl_ms, struct errbuf *eb)
+{
+    sqlite3_stmt *q;
+    enum kiln_err rc = sq_prep(s, SQ_KV_SET, kv->ns, kv->key, &q, eb);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_blob64(q, 3, kv->val != NULL ? kv->val : "", kv->len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 4, now_ms);
+    sqlite3_bind_int64(q, 5, ttl_ms > 0 ? now_ms + ttl_ms : 0);
+    return sq_exec(s, q, eb);
+}
+
 enum kiln_err sq_kv_set(struct store *st, const char *ns, const char *key, const void *val,
                         size_t len, long long now_ms, long long ttl_ms, struct errbuf *eb)
 {
     struct sq_store *s = sq_of(st);
+    struct store_kv kv = {.ns = ns, .key = key, .val = val, .len = len};
     enum kiln_err rc;
-    sqlite3_stmt *q;
 
     pthread_mutex_lock(&s->mu);
-    rc = sq_prep(s, SQ_KV_SET, ns, key, &q, eb);
+    rc = sq_kv_put(s, &kv, now_ms, ttl_ms, eb);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+enum kiln_err sq_kv_set_many(struct store *st, const struct store_kv *kv, size_t n,
+                             long long now_ms, long long ttl_ms, struct errbuf *eb)
+{
+    struct sq_store *s = sq_of(st);
+    enum kiln_err rc;
+
+    pthread_mutex_lock(&s->mu);
+    rc = sq_begin(s, eb);
     if (rc == KILN_OK) {
-        sqlite3_bind_blob64(q, 3, val != NULL ? val : "", len, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 4, now_ms);
-        sqlite3_bind_int64(q, 5, ttl_ms > 0 ? now_ms + ttl_ms : 0);
-        rc = sq_exec(s, q, eb);
+        for (size_t i = 0; rc == KILN_OK && i < n; i++)
+            rc = sq_kv_put(s, &kv[i], now_ms, ttl_ms, eb);
+        rc = sq_end(s, rc, eb);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;

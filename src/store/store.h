@@ -73,6 +73,13 @@ struct store_totals {
     long long bytes;
 };
 
+/* One entry of kv_set_many(): its namespace, key and value (all borrowed). */
+struct store_kv {
+    const char *ns, *key;
+    const void *val;
+    size_t len;
+};
+
 /* Called once per entry of a kv scan: key, value (borrowed during the call), its length, last
  * write and expiry (0 = never). Return non-zero to stop the scan with that error. */
 typedef enum kiln_err (*store_kv_scan_fn)(void *arg, const char *key, const void *val, size_t len,
@@ -177,6 +184,11 @@ struct store_ops {
      * expires. An expired entry is invisible at once and removed by kv_sweep(). */
     enum kiln_err (*kv_set)(struct store *st, const char *ns, const char *key, const void *val,
                             size_t len, long long now_ms, long long ttl_ms, struct errbuf *eb);
+
+    /* kv_set() of n entries in one transaction: all of them or none, and one commit instead of
+     * n (a state and its metadata on every Python /exec). */
+    enum kiln_err (*kv_set_many)(struct store *st, const struct store_kv *kv, size_t n,
+                                 long long now_ms, long long ttl_ms, struct errbuf *eb);
 
     /* *val receives a copy (caller frees; NUL-terminated beyond *len for convenience). */
     enum kiln_err (*kv_get)(struct store *st, const char *ns, const char *key, long long now_ms,

@@ -209,6 +209,7 @@ static void test_exec_lang_case_insensitive_timeout_clamped_stdout_newline(void 
     struct exec_response resp;
     struct exec_error_info info;
     struct exec_request r = req_of("PY", "print(1)");
+    struct store_session made = {0};
     struct errbuf eb = {{0}};
 
     fx->fe.stdout_text = "1";
@@ -219,6 +220,9 @@ static void test_exec_lang_case_insensitive_timeout_clamped_stdout_newline(void 
     assert_string_equal(resp.stdout_text, "1\n");
     assert_string_equal(resp.status, "ok");
     assert_true(ids_valid(resp.session_id));
+    /* the new session's row (stored while the program ran) is there when the answer is */
+    assert_int_equal(sessions_get(&fx->svc, NULL, resp.session_id, &made, &eb), KILN_OK);
+    store_session_clear(&made);
     exec_response_clear(&resp);
     r.timeout_ms = 2500;
     assert_int_equal(exec_service_run(&fx->svc, &r, &resp, &info, &eb), KILN_OK);
@@ -400,6 +404,88 @@ static void test_exec_gate_reserve_release_wait_idle(void **state)
     pthread_join(th, NULL);
     assert_int_equal(exec_gate_reserve(fx->svc.gate, &retry, &eb), KILN_OK);
     exec_gate_release(fx->svc.gate);
+}
+
+/* Jobs of exec_gate_spawn(): each records its thread's kernel id and waits until `want` jobs
+ * are inside at once (or 5 s pass), then releases its place. */
+struct spawn_probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct exec_gate *gate;
+    int inside, want, done, max_inside;
+    pid_t tids[8];
+};
+
+static void spawn_job(void *arg)
+{
+    struct spawn_probe *p = arg;
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&p->mu);
+    p->inside++;
+    if (p->inside > p->max_inside)
+        p->max_inside = p->inside;
+    pthread_cond_broadcast(&p->cv);
+    while (p->inside < p->want && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0)
+        ;
+    p->tids[p->done++] = gettid();
+    pthread_mutex_unlock(&p->mu);
+    exec_gate_release(p->gate);
+}
+
+static void spawn_batch(struct spawn_probe *p, int n)
+{
+    struct errbuf eb = {{0}};
+    long long retry = 0;
+
+    p->inside = p->done = 0;
+    p->want = n;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(exec_gate_reserve(p->gate, &retry, &eb), KILN_OK);
+        assert_int_equal(exec_gate_spawn(p->gate, spawn_job, p, &eb), KILN_OK);
+    }
+    exec_gate_wait_idle(p->gate);
+    assert_int_equal(p->done, n);
+    /* the place is released just before the thread turns idle: wait for that */
+    for (int i = 0; i < 500 && exec_gate_idle_threads(p->gate) == 0; i++)
+        usleep(10000);
+    assert_int_equal(exec_gate_idle_threads(p->gate), 1); /* at most MAX_CONCURRENT kept */
+}
+
+/* The API's threads: every admitted job runs at once on a thread of its own (the queueing is
+ * the gate's, inside the job), and a later job runs on a thread an earlier one left idle. */
+static void test_exec_gate_spawn_runs_at_once_and_reuses_threads(void **state)
+{
+    struct fixture *fx = *state;
+    struct spawn_probe p = {.gate = fx->svc.gate};
+    pid_t first, burst[4];
+    bool kept = false;
+
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    spawn_batch(&p, 1);
+    first = p.tids[0];
+    assert_int_not_equal(first, gettid());
+    spawn_batch(&p, 1); /* the same thread, idle since the first job */
+    assert_int_equal(p.tids[0], first);
+    /* setup_queue: 1 running + 4 queued places; 4 jobs are inside together (on 4 threads) */
+    p.max_inside = 0;
+    spawn_batch(&p, 4);
+    assert_int_equal(p.max_inside, 4);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < i; k++)
+            assert_int_not_equal(p.tids[i], p.tids[k]);
+    memcpy(burst, p.tids, sizeof burst);
+    /* one of them stayed idle (MAX_CONCURRENT_EXECUTIONS = 1) and takes the next job */
+    spawn_batch(&p, 1);
+    for (int i = 0; i < 4; i++)
+        kept = kept || p.tids[0] == burst[i];
+    assert_true(kept);
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    /* teardown's exec_gate_free() waits for the idle thread to leave */
 }
 
 static int setup_queue(void **state)
@@ -675,6 +761,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_gate_queues_then_runs, setup_queue, teardown),
         cmocka_unit_test_setup_teardown(test_exec_gate_reserve_release_wait_idle, setup_queue,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_exec_gate_spawn_runs_at_once_and_reuses_threads,
+                                        setup_queue, teardown),
         cmocka_unit_test_setup_teardown(test_exec_real_sandbox_round_trip, setup_real, teardown),
         cmocka_unit_test_setup_teardown(test_exec_real_client_gone_kills_the_run, setup_real,
                                         teardown),

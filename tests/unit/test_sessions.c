@@ -150,7 +150,7 @@ static void test_sessions_choose_rules(void **state)
 {
     struct fixture *fx = *state;
     struct kiln_services *svc = &fx->svc;
-    struct store_session a1 = {0}, a2 = {0}, b1 = {0}, got = {0};
+    struct store_session a1 = {0}, a2 = {0}, b1 = {0}, got = {0}, a2x = {0};
     bool created = false;
     struct errbuf eb = {{0}};
 
@@ -159,25 +159,39 @@ static void test_sessions_choose_rules(void **state)
     assert_int_equal(sessions_create(svc, "bob", NULL, &b1, &eb), KILN_OK);
     /* explicit wins */
     const char *refs[] = {a1.id};
-    assert_int_equal(sessions_choose(svc, "alice", NULL, a2.id, refs, 1, &got, &created, &eb),
+    assert_int_equal(sessions_choose(svc, "alice", NULL, a2.id, refs, 1, true, &got, &created, &eb),
                      KILN_OK);
     assert_string_equal(got.id, a2.id);
     assert_false(created);
     store_session_clear(&got);
     /* explicit unknown → first ref */
-    assert_int_equal(
-        sessions_choose(svc, "alice", NULL, "zzzzzzzzzzzzzzzzzzzzz", refs, 1, &got, &created, &eb),
-        KILN_OK);
+    assert_int_equal(sessions_choose(svc, "alice", NULL, "zzzzzzzzzzzzzzzzzzzzz", refs, 1, true,
+                                     &got, &created, &eb),
+                     KILN_OK);
     assert_string_equal(got.id, a1.id);
     store_session_clear(&got);
     /* another user's explicit session and refs are skipped: a new session */
     const char *brefs[] = {b1.id};
-    assert_int_equal(sessions_choose(svc, "alice", NULL, b1.id, brefs, 1, &got, &created, &eb),
-                     KILN_OK);
+    assert_int_equal(
+        sessions_choose(svc, "alice", NULL, b1.id, brefs, 1, true, &got, &created, &eb), KILN_OK);
     assert_true(created);
     assert_string_not_equal(got.id, b1.id);
     assert_string_equal(got.user_id, "alice");
     store_session_clear(&got);
+    /* !insert: the new session is only prepared, stored by sessions_insert() (once) */
+    assert_int_equal(
+        sessions_choose(svc, "alice", "ent-1", NULL, NULL, 0, false, &got, &created, &eb), KILN_OK);
+    assert_true(created);
+    assert_true(ids_valid(got.id));
+    assert_string_equal(got.entity_id, "ent-1");
+    assert_int_equal(sessions_get(svc, "alice", got.id, &a2x, &eb), KILN_ERR_NOT_FOUND);
+    assert_int_equal(sessions_insert(svc, &got, &eb), KILN_OK);
+    assert_int_equal(sessions_get(svc, "alice", got.id, &a2x, &eb), KILN_OK);
+    assert_string_equal(a2x.entity_id, "ent-1");
+    assert_int_equal(sessions_insert(svc, &got, &eb), KILN_ERR_CONFLICT);
+    store_session_clear(&a2x);
+    store_session_clear(&got);
+    assert_int_equal(sessions_prepare(svc, NULL, "bad entity!", &got, &eb), KILN_ERR_INVALID);
     store_session_clear(&a1);
     store_session_clear(&a2);
     store_session_clear(&b1);

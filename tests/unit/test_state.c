@@ -394,7 +394,7 @@ static void test_large_state_in_blob_store(void **state)
     int fd = memfd_of(z, len), f = -1;
 
     assert_true(len > 256 * 1024); /* beyond what a store row holds */
-    assert_int_equal(state_save_fd(svc, sid, fd, "numpy,pandas", &saved, NULL), KILN_OK);
+    assert_int_equal(state_save_fd(svc, sid, fd, "numpy,pandas", false, &saved, NULL), KILN_OK);
     close(fd);
     assert_int_equal(saved.size, (long long)len);
     /* the bytes are a file of the blob store; the store has only the metadata */
@@ -434,14 +434,14 @@ static void test_large_state_in_blob_store(void **state)
 
     /* streamed blobs are validated like posted ones: truncated, over the cap */
     fd = memfd_of(z, len - 10);
-    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL, NULL), KILN_ERR_INVALID);
+    assert_int_equal(state_save_fd(svc, sid, fd, NULL, false, NULL, NULL), KILN_ERR_INVALID);
     close(fd);
     raw[0] = STATE_VERSION_RAW; /* 1.5 MB raw pickle with STATE_MAX_SIZE_MB=1 */
     raw[1] = 0x80;
     raw[2] = 5;
     raw[1500000 - 1] = '.';
     fd = memfd_of(raw, 1500000);
-    assert_int_equal(state_save_fd(svc, sid, fd, NULL, NULL, NULL), KILN_ERR_TOO_LARGE);
+    assert_int_equal(state_save_fd(svc, sid, fd, NULL, false, NULL, NULL), KILN_ERR_TOO_LARGE);
     close(fd);
     /* module lists: names of [A-Za-z0-9_] joined by single commas, else not recorded */
     assert_true(state_modules_ok(""));
@@ -460,6 +460,50 @@ static void test_large_state_in_blob_store(void **state)
     free(zs);
     free(back);
     free(raw);
+}
+
+/* An execution's save into the session it just created (fresh): one small row and its
+ * metadata, both there and loadable, the large form too; the "fresh" saves look for no earlier
+ * copy, and a later non-fresh save still replaces the file with a row. */
+static void test_fresh_session_save(void **state)
+{
+    struct fixture *fx = *state;
+    struct kiln_services *svc = &fx->svc;
+    const char *sid = "FFFFFFFFFFFFFFFFFFFFF", *sid2 = "GGGGGGGGGGGGGGGGGGGGG";
+    unsigned char *small = pickle_like(100, 'f'), *big = pickle_random(600000, 3);
+    size_t slen, blen, got_len = 0;
+    unsigned char *zs = lz4_blob(small, 100, &slen), *zb = lz4_blob(big, 600000, &blen);
+    struct state_info saved, info;
+    void *got = NULL;
+    char *note = NULL;
+    int fd = memfd_of(zs, slen);
+
+    assert_int_equal(state_save_fd(svc, sid, fd, "", true, &saved, NULL), KILN_OK);
+    close(fd);
+    assert_true(kv_updated(fx, "state", sid) > 0);
+    assert_int_equal(state_load(svc, sid, &got, &got_len, &info, &note, NULL), KILN_OK);
+    assert_int_equal(got_len, slen);
+    assert_memory_equal(got, zs, slen);
+    free(got);
+    assert_true(info.modules_known);
+    assert_string_equal(info.sha256, saved.sha256);
+
+    fd = memfd_of(zb, blen);
+    assert_int_equal(state_save_fd(svc, sid2, fd, NULL, true, &saved, NULL), KILN_OK);
+    close(fd);
+    assert_int_equal(blob_file_size(fx, "statehot/GGGGGGGGGGGGGGGGGGGGG"), (long long)blen);
+    assert_int_equal(state_info_get(svc, sid2, &info, NULL), KILN_OK);
+    assert_true(info.exists);
+    assert_int_equal(info.size, (long long)blen);
+    fd = memfd_of(zs, slen);
+    assert_int_equal(state_save_fd(svc, sid2, fd, NULL, false, NULL, NULL), KILN_OK);
+    close(fd);
+    assert_int_equal(blob_file_size(fx, "statehot/GGGGGGGGGGGGGGGGGGGGG"), -1);
+    assert_true(kv_updated(fx, "state", sid2) > 0);
+    free(small);
+    free(big);
+    free(zs);
+    free(zb);
 }
 
 static void test_unchanged_state_is_not_rewritten(void **state)
@@ -648,6 +692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_state_in_blob_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unchanged_state_is_not_rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_session_save, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_state_archive_and_corruption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checked_file_cache, setup, teardown),
     };

@@ -345,6 +345,33 @@ static enum kiln_err count_scan(void *arg, const char *key, const void *val, siz
     return KILN_OK;
 }
 
+/* kv_set_many: every entry written (new or replaced) with the same clock and TTL. */
+static void test_store_kv_set_many(void **state)
+{
+    struct fixture *fx = *state;
+    struct store_kv kv[2] = {{.ns = "state", .key = "s1", .val = "new", .len = 3},
+                             {.ns = "state_meta", .key = "s1", .val = "meta", .len = 4}};
+    void *val = NULL;
+    size_t len = 0;
+    long long updated = 0;
+    struct errbuf eb = {{0}};
+
+    assert_int_equal(fx->st->ops->kv_set(fx->st, "state", "s1", "old!", 4, 10, 0, &eb), KILN_OK);
+    assert_int_equal(fx->st->ops->kv_set_many(fx->st, kv, 2, 100, 50, &eb), KILN_OK);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(
+            fx->st->ops->kv_get(fx->st, kv[i].ns, "s1", 120, &val, &len, &updated, &eb), KILN_OK);
+        assert_int_equal(len, kv[i].len);
+        assert_memory_equal(val, kv[i].val, len);
+        assert_int_equal(updated, 100);
+        free(val);
+        /* both expire at 150 */
+        assert_int_equal(fx->st->ops->kv_get(fx->st, kv[i].ns, "s1", 150, &val, &len, NULL, &eb),
+                         KILN_ERR_NOT_FOUND);
+    }
+    assert_int_equal(fx->st->ops->kv_set_many(fx->st, kv, 0, 100, 0, &eb), KILN_OK);
+}
+
 static void test_store_kv_ttl_incr_scan_sweep(void **state)
 {
     struct fixture *fx = *state;
@@ -445,6 +472,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_list_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_ttl_incr_scan_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_kv_set_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_concurrent_reserve_respects_cap, setup,
                                         teardown),
     };
