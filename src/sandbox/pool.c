@@ -43,6 +43,7 @@ struct sbx_pool {
     unsigned batch, replenish_ms, max_total, total; /* total: parked + being built */
     unsigned inflight;                              /* sbx_lease_run() calls running */
     long long last_end_ms;                          /* when the last one ended (sbx_now_ms()) */
+    unsigned long long starts;                      /* executions begun (takes and cold runs) */
     long long max_idle_ms;
     pthread_mutex_t mu;
     pthread_cond_t wake, changed;
@@ -126,17 +127,26 @@ static void pool_check(struct sbx_pool *pool)
     }
 }
 
-/* Wait until no execution runs (at most POOL_DEFER_MS), then until the last one's answer is
- * out (SBX_SETTLE_MS after it ended). Called locked. */
-static void pool_defer(struct sbx_pool *pool)
+/* Wait until no execution runs, then — when pk still has a sandbox ready: an empty pool is
+ * refilled at once — until the last one's answer is out (SBX_SETTLE_MS after it ended, or as
+ * soon as another execution begins: back to back, the client has that answer by then and the
+ * refill must not wait for a quiet moment that never comes); at most POOL_DEFER_MS in all.
+ * Called locked. */
+static void pool_defer(struct sbx_pool *pool, const struct pool_kind *pk)
 {
     long long start = sbx_now_ms();
+    unsigned long long starts = pool->starts;
 
     while (!pool->stop) {
-        long long until =
-            pool->inflight > 0 ? start + POOL_DEFER_MS : pool->last_end_ms + SBX_SETTLE_MS;
-        long long left = until - sbx_now_ms();
+        long long until = pool->inflight > 0 ? start + POOL_DEFER_MS
+                          : pk->nidle > 0 && pool->starts == starts
+                              ? pool->last_end_ms + SBX_SETTLE_MS
+                              : 0;
+        long long left;
         struct timespec ts;
+        if (until > start + POOL_DEFER_MS)
+            until = start + POOL_DEFER_MS;
+        left = until - sbx_now_ms();
         if (left <= 0)
             return;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -160,7 +170,7 @@ static bool pool_fill(struct sbx_pool *pool)
             long long t0 = sbx_now_ms();
             enum kiln_err err;
 
-            pool_defer(pool);
+            pool_defer(pool, pk);
             if (pool->stop || !kind_wants(pool, pk))
                 break;
             pk->building++;
@@ -344,6 +354,7 @@ static struct sbx_parked *pool_pop(struct sbx_pool *pool, struct pool_kind *pk, 
      * would otherwise start a refill beside the workspace handover and the program's own start
      * (measured: js console.log(1) lost ~35 ms to a node booting beside it). */
     pool->inflight++;
+    pool->starts++;
     *counted = true;
     pk->demanded = true;
     while (pk->nidle > 0) {
@@ -462,8 +473,10 @@ enum kiln_err sbx_lease_run(struct sbx_lease *lease, const struct sbx_job *job,
     if (job->ws != lease->ws)
         return errbuf_set(eb, KILN_ERR_INVALID, "the job must run on the lease's workspace");
     pthread_mutex_lock(&pool->mu);
-    if (!lease->counted)
+    if (!lease->counted) {
         pool->inflight++;
+        pool->starts++;
+    }
     lease->counted = false;
     pthread_mutex_unlock(&pool->mu);
     err = lease_run(lease, job, res, eb);
