@@ -1009,11 +1009,11 @@ static void zrun_chan(struct zrun *r, struct zchild *c)
 /* A process of the sandbox called fchown(SBX_DONE_FD, code, -1): the runner after the program,
  * or the program itself — anything in the sandbox can, so it is only believed once the cgroup
  * is frozen: from then on nothing of the sandbox runs, its output and workspace are final, and
- * the answer need not wait for the child's teardown (child_bury kills the frozen group; the
- * manager reaps it). Only a sandbox down to one thread, the caller, is answered so: one with
- * processes or threads left is killed and waited for, as when the program exits. The status is
- * code either way: a program that reports itself only ends earlier. A report that is not taken
- * is refused and the child exits by itself. */
+ * the answer need not wait for the child's teardown (child_bury hands it to the manager, which
+ * kills the frozen group SBX_SETTLE_MS later and reaps it). Only a sandbox down to one thread, the
+ * caller, is answered so: one with processes or threads left is killed and waited for, as when the
+ * program exits. The status is code either way: a program that reports itself only ends earlier. A
+ * report that is not taken is refused and the child exits by itself. */
 static void zrun_done(struct zrun *r, struct zchild *c)
 {
     struct sbx_done d;
