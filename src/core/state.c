@@ -820,8 +820,8 @@ static enum kiln_err state_save_inline(struct kiln_services *svc, const char *si
     if (rc == KILN_OK) {
         if (!fresh) {
             state_drop_hot_bytes(svc, sid); /* a previous state too large for a row */
-            state_drop_archive(svc,
-                               sid); /* stale now: must never come back after the hot expires */
+            /* stale now: must never come back after the hot expires */
+            state_drop_archive(svc, sid);
         }
     } else {
         state_drop_hot(svc, sid);
