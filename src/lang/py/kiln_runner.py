@@ -236,19 +236,22 @@ class _Sink:
     0: lz4's fast mode; the high-compression levels start at 3) and the blob is compared with
     the restored one as it is produced; path is written only from the first difference on
     (the equal prefix copied from the old file), so an unchanged state writes nothing and no
-    whole copy of the pickle or of the blob is ever held in memory."""
+    whole copy of the pickle or of the blob is ever held in memory. A pickle of at most _SMALL
+    bytes is held and compressed in one call at the end instead: lz4's streaming context
+    costs ~90 page faults to set up (its buffers), a one-shot frame ~45, and the empty state's
+    blob (a program that leaves no variables) is made once per process (in the zygote, before
+    it forks: none)."""
 
     def __init__(self, path, max_bytes):
-        import lz4.frame
         self._path = path
         self._max = max_bytes
         self._raw = 0
         self._off = 0     # blob bytes produced
         self._out = None  # the output file, once the blob differs
         self._prev = _previous
-        self._c = lz4.frame.LZ4FrameCompressor(compression_level=0)
+        self._c = None    # the streaming compressor, once the pickle outgrows _SMALL
+        self._held = bytearray()
         self._emit(bytes((VERSION_LZ4,)))
-        self._emit(self._c.begin())
 
     def write(self, b):
         mv = memoryview(b).cast("B")
@@ -256,9 +259,21 @@ class _Sink:
         self._raw += n
         if self._raw > self._max:
             raise _TooLarge()
-        for i in range(0, n, _CHUNK):
-            self._emit(self._c.compress(mv[i:i + _CHUNK]))
+        if self._c is None:
+            if self._raw <= _SMALL:
+                self._held += mv
+                return n
+            import lz4.frame
+            self._c = lz4.frame.LZ4FrameCompressor(compression_level=0)
+            self._emit(self._c.begin())
+            held, self._held = self._held, bytearray()
+            self._compress(memoryview(held))
+        self._compress(mv)
         return n
+
+    def _compress(self, mv):
+        for i in range(0, len(mv), _CHUNK):
+            self._emit(self._c.compress(mv[i:i + _CHUNK]))
 
     def _emit(self, data):
         import os
@@ -289,7 +304,10 @@ class _Sink:
     def finish(self):
         """Complete the blob; True when it equals the old one (and nothing was written)."""
         import os
-        self._emit(self._c.flush())
+        if self._c is None:
+            self._emit(_small_frame(bytes(self._held)))
+        else:
+            self._emit(self._c.flush())
         if self._out is None and self._prev is not None and \
                 os.fstat(self._prev.fileno()).st_size == self._off:
             return True
@@ -307,6 +325,25 @@ class _Sink:
                 pass
 
 
+# Pickles up to this size are compressed in one call (_Sink).
+_SMALL = 1 << 16
+_empty = None  # (pickle, frame) of the empty state, made on first use
+
+
+def _small_frame(raw):
+    """The lz4 frame of a small pickle (the same bytes for the same pickle, as the comparison
+    with the restored blob needs)."""
+    global _empty
+    import lz4.frame
+    if _empty is None:
+        import pickle
+        e = pickle.dumps({}, protocol=5)
+        _empty = (e, lz4.frame.compress(e, compression_level=0))
+    if raw == _empty[0]:
+        return _empty[1]
+    return lz4.frame.compress(raw, compression_level=0)
+
+
 # Modules every zygote and the runner itself have loaded: never worth reporting.
 _PRELOADED = frozenset(("__main__", "builtins", "copyreg", "_codecs", "pickle", "_pickle",
                         "cloudpickle"))
@@ -315,21 +352,32 @@ _PRELOADED = frozenset(("__main__", "builtins", "copyreg", "_codecs", "pickle", 
 def _pickler(sink, mods):
     """A cloudpickle pickler into sink that adds to the set mods the top-level module of every
     class, function and object type it pickles (what a restore will import)."""
-    import cloudpickle
-    import types
+    global _pickler_class
+    if _pickler_class is None:
+        # Made once per process (a zygote makes it before it forks: a class per capture cost
+        # every child ~60 page faults of its own).
+        import cloudpickle
+        import types
 
-    class _Pickler(cloudpickle.Pickler):
-        def reducer_override(self, obj):
-            for m in (getattr(type(obj), "__module__", None),
-                      getattr(obj, "__module__", None)
-                      if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType))
-                      else None):
-                if isinstance(m, str):
-                    mods.add(m.partition(".")[0])
-            sup = getattr(super(), "reducer_override", None)
-            return sup(obj) if sup is not None else NotImplemented
+        class _Pickler(cloudpickle.Pickler):
+            def reducer_override(self, obj):
+                for m in (getattr(type(obj), "__module__", None),
+                          getattr(obj, "__module__", None)
+                          if isinstance(obj, (type, types.FunctionType,
+                                              types.BuiltinFunctionType))
+                          else None):
+                    if isinstance(m, str):
+                        self.kiln_mods.add(m.partition(".")[0])
+                sup = getattr(super(), "reducer_override", None)
+                return sup(obj) if sup is not None else NotImplemented
 
-    return _Pickler(sink, protocol=5)
+        _pickler_class = _Pickler
+    p = _pickler_class(sink, protocol=5)
+    p.kiln_mods = mods
+    return p
+
+
+_pickler_class = None
 
 
 def capture_ex(g, path, max_bytes):
@@ -413,8 +461,13 @@ def _write_notes(path, saved, size, notes, unchanged=False, modules=None):
     if modules is not None:
         doc["modules"] = modules
     try:
-        with open(path, "w") as f:
-            json.dump(doc, f)
+        data = json.dumps(doc).encode()  # C's encoder; json.dump's runs in Python, chunk by chunk
+        import os
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
     except Exception:
         pass
 
