@@ -383,28 +383,30 @@ int sbx_child_confine(const struct sbx_plan *plan, const char *data_dir, int *st
     return sbx_landlock_apply_at(plan->ctx->landlock_abi, data_dir);
 }
 
-int sbx_send_fd(int sock, const void *buf, size_t len, int fd, int flags)
+int sbx_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds, int flags)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * SBX_PASS_FDS_MAX)];
         struct cmsghdr align;
     } cbuf;
     struct iovec iov = {(void *)buf, len};
     struct msghdr mh = {0};
     ssize_t n;
 
+    if (nfds > SBX_PASS_FDS_MAX)
+        return -EINVAL;
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
-    if (fd >= 0) {
+    if (nfds > 0) {
         struct cmsghdr *c;
         memset(&cbuf, 0, sizeof cbuf);
         mh.msg_control = cbuf.buf;
-        mh.msg_controllen = sizeof cbuf.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
     }
     do {
         n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
@@ -412,10 +414,15 @@ int sbx_send_fd(int sock, const void *buf, size_t len, int fd, int flags)
     return n < 0 ? -errno : 0;
 }
 
+int sbx_send_fd(int sock, const void *buf, size_t len, int fd, int flags)
+{
+    return sbx_send_fds(sock, buf, len, &fd, fd >= 0 ? 1 : 0, flags);
+}
+
 ssize_t sbx_recv_fds(int sock, void *buf, size_t len, int flags, int *fds, size_t max, size_t *nfds)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        char buf[CMSG_SPACE(sizeof(int) * SBX_PASS_FDS_MAX)];
         struct cmsghdr align;
     } cbuf;
     struct iovec iov = {buf, len};

@@ -106,14 +106,17 @@ static enum kiln_err wait_parked(struct sbx_parked *p, struct errbuf *eb)
     }
 }
 
-enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, const char *boot_path,
-                           const char *boot_text, struct sbx_parked **out, struct errbuf *eb)
+/* The plan's job when there is no interpreter: static, as the plan may be read in the cloner. */
+static const struct sbx_job no_job;
+
+enum kiln_err sbx_park_new(struct sbx_ctx *ctx, struct sbx_cloner *cl, const struct sbx_job *interp,
+                           const char *boot_path, const char *boot_text, struct sbx_parked **out,
+                           struct errbuf *eb)
 {
     struct sbx_parked *p;
     struct sbx_park_plan pk;
     struct sbx_plan plan;
     struct clone_args args;
-    struct sbx_job none = {0};
     int sync_p[2] = {-1, -1}, rep_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
     int ctl_p[2] = {-1, -1}, in_p[2] = {-1, -1};
     char map[64];
@@ -130,7 +133,7 @@ enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, co
     p->pidfd = p->rep_r = p->out_r = p->err_r = p->ctl = -1;
     p->slot.lock_fd = -1;
     p->cg.v2_fd = -1;
-    sbx_limits_resolve(ctx, &none.limits, &p->lim);
+    sbx_limits_resolve(ctx, &no_job.limits, &p->lim);
     err = sbx_slot_acquire(ctx, &p->slot, eb);
     if (err)
         goto fail;
@@ -155,7 +158,7 @@ enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, co
     pk.boot_text = boot_text;
     memset(&plan, 0, sizeof plan);
     plan.ctx = ctx;
-    plan.job = interp != NULL ? interp : &none;
+    plan.job = interp != NULL ? interp : &no_job;
     plan.park = &pk;
     snprintf(plan.tmp_opts, sizeof plan.tmp_opts, "size=%lldm,nr_inodes=65536,mode=1777",
              p->lim.tmp_mb);
@@ -183,9 +186,12 @@ enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, co
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)p->cg.v2_fd;
     }
-    pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0)
-        sbx_child_init(&plan);
+    pid = cl != NULL ? sbx_cloner_clone(cl, args.flags, p->cg.v2_fd, &plan, &p->pidfd) : -1;
+    if (pid <= 0) {
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid == 0)
+            sbx_child_init(&plan);
+    }
     if (pid < 0) {
         err = errbuf_set(eb, KILN_ERR_UNAVAILABLE, "cannot create the sandbox namespaces: %s",
                          strerror(errno));

@@ -51,12 +51,33 @@ struct sbx_parked {
     long long created_ms; /* CLOCK_MONOTONIC */
 };
 
+/* The cloner (cloner.c): a helper process that clones parked sandboxes' inits in the caller's
+ * stead, so that the caller's pages are not write-protected by every clone. Start it from the
+ * thread that will own the sandboxes (their inits are that thread's children, CLONE_PARENT),
+ * after everything a plan points to exists; those objects must outlive it. */
+struct sbx_cloner;
+
+/* Fork the cloner now. */
+enum kiln_err sbx_cloner_start(struct sbx_cloner **out, struct errbuf *eb);
+
+/* clone3(flags | CLONE_PARENT | CLONE_PIDFD [| CLONE_INTO_CGROUP of cgroup_fd ≥ 0]) of init with
+ * plan (a park plan: plan->park non-NULL; its fds travel with the request) in the cloner: init's
+ * pid, its pidfd in *pidfd; or -errno (the cloner's clone3() failed, or the cloner is gone: then
+ * every later call fails at once with -ENOTCONN). Thread-safe. */
+long sbx_cloner_clone(struct sbx_cloner *cl, uint64_t flags, int cgroup_fd,
+                      const struct sbx_plan *plan, int *pidfd);
+
+/* Stop and reap it. NULL is a no-op. */
+void sbx_cloner_stop(struct sbx_cloner *cl);
+
 /* Build a parked sandbox with the context's default limits; interp (borrowed, must outlive it)
  * is the pre-started interpreter's one-step job, or NULL; boot_path/boot_text a bootstrap file
- * written to /tmp for it first (NULL = none; borrowed). Root only (KILN_ERR_UNAVAILABLE
- * otherwise). Blocks until init reports it is parked. */
-enum kiln_err sbx_park_new(struct sbx_ctx *ctx, const struct sbx_job *interp, const char *boot_path,
-                           const char *boot_text, struct sbx_parked **out, struct errbuf *eb);
+ * written to /tmp for it first (NULL = none; borrowed); cl the cloner that makes its init (NULL,
+ * or a cloner that failed: this thread clones it). Root only (KILN_ERR_UNAVAILABLE otherwise).
+ * Blocks until init reports it is parked. */
+enum kiln_err sbx_park_new(struct sbx_ctx *ctx, struct sbx_cloner *cl, const struct sbx_job *interp,
+                           const char *boot_path, const char *boot_text, struct sbx_parked **out,
+                           struct errbuf *eb);
 
 /* Still usable: init alive and silent since it parked. */
 bool sbx_park_alive(struct sbx_parked *p);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,6 +50,7 @@ struct sbx_pool {
     pthread_cond_t wake, changed;
     pthread_t thread;
     bool thread_started, stop, kick;
+    struct sbx_cloner *cloner; /* the filler's (park.h); NULL: it clones by itself */
 };
 
 struct sbx_lease {
@@ -176,8 +178,9 @@ static bool pool_fill(struct sbx_pool *pool)
             pk->building++;
             pool->total++;
             pthread_mutex_unlock(&pool->mu);
-            err = sbx_park_new(pool->ctx, pk->k.interp_argv != NULL ? &pk->interp_job : NULL,
-                               pk->k.boot_path, pk->k.boot_text, &p, &eb);
+            err = sbx_park_new(pool->ctx, pool->cloner,
+                               pk->k.interp_argv != NULL ? &pk->interp_job : NULL, pk->k.boot_path,
+                               pk->k.boot_text, &p, &eb);
             pthread_mutex_lock(&pool->mu);
             pk->building--;
             any = true;
@@ -199,7 +202,12 @@ static bool pool_fill(struct sbx_pool *pool)
 static void *pool_thread(void *arg)
 {
     struct sbx_pool *pool = arg;
+    struct errbuf eb = {{0}};
 
+    /* Parked sandboxes are cloned by a helper forked now, from this thread (their parent), once
+     * the kinds their plans point to exist (park.h, cloner.c); without it, by this thread. */
+    if (sbx_cloner_start(&pool->cloner, &eb) != KILN_OK)
+        fprintf(stderr, "kiln: pool: %s; parked sandboxes are cloned from the server\n", eb.msg);
     pthread_mutex_lock(&pool->mu);
     while (!pool->stop) {
         struct timespec until;
@@ -223,6 +231,8 @@ static void *pool_thread(void *arg)
         pool->kick = false;
     }
     pthread_mutex_unlock(&pool->mu);
+    sbx_cloner_stop(pool->cloner);
+    pool->cloner = NULL;
     return NULL;
 }
 

@@ -235,6 +235,9 @@ void sbx_cg_recover(const struct sbx_cg_host *cg);
 /* child.c (linked into the zygote's extension too): a message of len bytes over a socket with
  * one fd alongside (fd -1: none); flags add to MSG_NOSIGNAL. 0 or -errno. Raw syscalls only. */
 int sbx_send_fd(int sock, const void *buf, size_t len, int fd, int flags);
+/* The same with nfds fds (at most SBX_PASS_FDS_MAX) alongside. */
+#define SBX_PASS_FDS_MAX 8
+int sbx_send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds, int flags);
 /* One message into buf (at most len bytes) and up to max of the fds that came with it (the rest
  * closed; close-on-exec); flags add to MSG_CMSG_CLOEXEC. Bytes, 0 at EOF, -errno (-EMSGSIZE:
  * truncated). */
